@@ -1,0 +1,5 @@
+import sys
+
+from openjepa.cli import main
+
+sys.exit(main())

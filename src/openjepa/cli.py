@@ -1,0 +1,108 @@
+"""``openjepa`` command line: train | eval | models | config.
+
+The launcher: it parses arguments and calls the library; the library never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+EPILOG = "Settings are key=value overrides of the config schema, e.g. optim.lr=1e-3 data.batch_size=256."
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from openjepa.config import load_config
+    from openjepa.engine.trainer import train
+
+    cfg = load_config(args.config, args.overrides)
+    summary = train(cfg, resume=args.resume)
+    print(f"run saved in {summary['run_dir']}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from openjepa.eval.frozen import evaluate_checkpoint
+
+    evaluate_checkpoint(args.checkpoint, args.overrides, device=args.device)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from openjepa.registry import create_model, list_models
+
+    for name in list_models(args.pattern):
+        if args.params:
+            n = sum(p.numel() for p in create_model(name, img_size=32, patch_size=16).parameters())
+            print(f"{name:<14} {n / 1e6:8.1f}M params")
+        else:
+            print(name)
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from openjepa.config import available_configs, load_config, to_yaml
+
+    if args.action == "list":
+        print("\n".join(available_configs()))
+        return 0
+    print(to_yaml(load_config(args.name, args.overrides)), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="openjepa", description="Joint-Embedding Predictive Architectures: "
+                                "pretrain, evaluate and inspect JEPA models.", epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="pretrain a model (no config: the 2-minute CPU quickstart)", epilog=EPILOG)
+    t.add_argument("config", nargs="?", help="YAML config file or shipped name (e.g. ijepa/fashion_mnist)")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="frozen-feature evaluation (linear probe, kNN, RankMe) of a checkpoint",
+                       epilog=EPILOG)
+    e.add_argument("checkpoint", help="run directory or checkpoint file (.pt)")
+    e.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. eval.knn_k=10 eval.baselines=false")
+    e.add_argument("--device", default=None, help="device for evaluation (default: the run's setting)")
+    e.set_defaults(func=_cmd_eval)
+
+    m = sub.add_parser("models", help="list registered models")
+    m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")
+    m.add_argument("--params", action="store_true", help="also print parameter counts")
+    m.set_defaults(func=_cmd_models)
+
+    c = sub.add_parser("config", help="show a resolved config, or list the shipped ones", epilog=EPILOG)
+    c.add_argument("action", choices=["show", "list"], help="show NAME: print the resolved config; list: names")
+    c.add_argument("name", nargs="?", default=None, help="config file or shipped name (default: the quickstart)")
+    c.add_argument("overrides", nargs="*", metavar="key=value")
+    c.set_defaults(func=_cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    # "openjepa train key=value" without a file: the first positional is an override, not a config.
+    if getattr(args, "config", None) and "=" in args.config:
+        args.overrides, args.config = [args.config, *args.overrides], None
+    if getattr(args, "name", None) and "=" in args.name:
+        args.overrides, args.name = [args.name, *args.overrides], None
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from openjepa.config import ConfigError
+
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, FileExistsError) as e:
+        print(f"openjepa {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Load, merge, validate and save configs: schema defaults <- YAML file <- ``key=value`` overrides.
+
+Every error names the offending key and the valid choices; nothing from a config is ever executed
+(YAML is parsed safely by OmegaConf, and transforms are looked up by name).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from openjepa.config.schema import Config
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the repo's configs/ (editable installs)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and the valid choices."""
+
+
+def resolve_config_path(name: str) -> Path:
+    """A path as given, else ``configs/NAME(.yaml)`` in the working directory or the repo."""
+    candidates = [Path(name)]
+    for base in (Path.cwd() / "configs", CONFIG_DIR):
+        candidates += [base / name, base / f"{name}.yaml"]
+    for p in candidates:
+        if p.is_file():
+            return p
+    names = ", ".join(available_configs()) or "none found"
+    raise ConfigError(f"config {name!r} not found (looked at {', '.join(str(c) for c in candidates)}); "
+                      f"shipped configs: {names}")
+
+
+def available_configs() -> list[str]:
+    if not CONFIG_DIR.is_dir():
+        return []
+    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+
+
+def _valid_keys(path: str) -> list[str]:
+    root = OmegaConf.structured(Config)
+    node = OmegaConf.select(root, path) if path else root
+    return [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else []
+
+
+def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
+    key = getattr(e, "full_key", None) or ""
+    if isinstance(e, (ConfigKeyError, ConfigAttributeError)):
+        parent, _, leaf = key.rpartition(".")
+        valid = _valid_keys(parent)
+        close = difflib.get_close_matches(leaf, valid, n=1)
+        hint = f" (did you mean {(parent + '.' if parent else '') + close[0]!r}?)" if close else ""
+        where = f"'{parent}'" if parent else "the top level"
+        return ConfigError(f"unknown config key {key!r} in {source}{hint}; valid keys in {where}: {', '.join(valid)}")
+    if isinstance(e, ValidationError):
+        return ConfigError(f"bad value for config key {key!r} in {source}: {e.msg}")
+    return ConfigError(f"invalid config in {source}: {e}")
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Schema defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides."""
+    cfg = OmegaConf.structured(Config)
+    if path is not None:
+        p = resolve_config_path(str(path))
+        try:
+            data = OmegaConf.load(p)
+        except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot parse config file {p}: {e}") from e
+        if not isinstance(data, type(cfg)) and data is not None and not OmegaConf.is_dict(data):
+            raise ConfigError(f"config file {p} must hold a mapping of keys, not {type(data).__name__}")
+        try:
+            cfg = OmegaConf.merge(cfg, data)
+        except OmegaConfBaseException as e:
+            raise _explain(e, str(p)) from e
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=1e-3)")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise _explain(e, f"override {item!r}") from e
+    obj = OmegaConf.to_object(cfg)
+    validate(obj)
+    return obj
+
+
+CHOICES = {
+    "mask.sampler": ("multiblock", "random"),
+    "data.name": ("shapes", "digits", "fashion_mnist", "folder"),
+    "data.on_error": ("skip", "raise"),
+    "optim.schedule": ("cosine", "wsd", "constant"),
+    "train.loss": ("l1", "l2", "smooth_l1"),
+    "train.precision": ("auto", "fp32", "bf16", "fp16"),
+    "eval.encoder": ("target", "context"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Choices and impossible settings, reported by key before any model is built."""
+    for key, choices in CHOICES.items():
+        section, leaf = key.split(".")
+        value = getattr(getattr(cfg, section), leaf)
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
+    from openjepa.methods import method_names
+    from openjepa.registry import list_models
+
+    if cfg.train.method not in method_names():
+        raise ConfigError(f"train.method={cfg.train.method!r} is not valid; choose one of: {', '.join(method_names())}")
+    if cfg.model.encoder not in list_models():
+        close = difflib.get_close_matches(cfg.model.encoder, list_models(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"model.encoder={cfg.model.encoder!r} is not registered{hint}; "
+                          f"choose one of: {', '.join(list_models())}")
+    m = cfg.model
+    if m.img_size % m.patch_size:
+        raise ConfigError(f"model.img_size={m.img_size} is not a multiple of model.patch_size={m.patch_size}")
+    for key in ("target_scale", "target_aspect", "context_scale", "context_aspect", "temporal_scale"):
+        lo_hi = getattr(cfg.mask, key)
+        if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+            raise ConfigError(f"mask.{key}={lo_hi} must be [low, high] with 0 < low <= high")
+    tokens = (m.num_frames // m.tubelet_size) * (m.img_size // m.patch_size) ** 2
+    if cfg.mask.min_keep > tokens:
+        raise ConfigError(f"mask.min_keep={cfg.mask.min_keep} exceeds the {tokens} tokens of the grid")
+    if cfg.data.batch_size < 1:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} must be at least 1")
+    if cfg.train.steps < 0 or (cfg.train.steps == 0 and cfg.train.epochs <= 0):
+        raise ConfigError("set train.steps > 0 or train.epochs > 0")
+    if len(cfg.optim.ema) != 2:
+        raise ConfigError(f"optim.ema={cfg.optim.ema} must be [start, end]")
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg: Config) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def from_dict(d: dict) -> Config:
+    """A Config from a saved (resolved) dict, e.g. the one inside a checkpoint."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), d))
+    except OmegaConfBaseException as e:
+        raise _explain(e, "saved config") from e

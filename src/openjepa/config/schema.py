@@ -1,0 +1,116 @@
+"""The configuration schema: the single source of truth for every setting.
+
+Each field has a one-line doc in the comment beside it. The defaults are the quickstart
+(a tiny ViT pretrained with I-JEPA on the built-in ``shapes`` dataset in about two minutes on a
+laptop CPU); YAML files in ``configs/`` hold only the differences from these defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "vit_pico"  # registered encoder name (`openjepa models` lists them)
+    img_size: int = 32  # input height and width in pixels
+    in_chans: int = 3  # input channels (set from the dataset when `data.name` knows it)
+    patch_size: int = 4  # patch side in pixels
+    num_frames: int = 1  # frames per clip (1 = images)
+    tubelet_size: int = 1  # frames per token (video only)
+    drop_path: float = 0.0  # stochastic-depth rate of the encoder
+    predictor_embed_dim: int = 96  # predictor width
+    predictor_depth: int = 3  # predictor depth
+    predictor_heads: int = 3  # predictor attention heads
+    dtype_params: str = "float32"  # parameter dtype (mixed precision is `train.precision`)
+
+
+@dataclass
+class MaskConfig:
+    sampler: str = "multiblock"  # multiblock | random
+    num_targets: int = 4  # target blocks per sample (I-JEPA: 4)
+    target_scale: List[float] = field(default_factory=lambda: [0.15, 0.2])  # fraction of the grid per target block
+    target_aspect: List[float] = field(default_factory=lambda: [0.75, 1.5])  # aspect ratio (h/w) range of target blocks
+    num_context: int = 1  # context blocks per sample (I-JEPA: 1)
+    context_scale: List[float] = field(default_factory=lambda: [0.85, 1.0])  # fraction of the grid per context block
+    context_aspect: List[float] = field(default_factory=lambda: [1.0, 1.0])  # aspect ratio range of context blocks
+    temporal_scale: List[float] = field(default_factory=lambda: [1.0, 1.0])  # fraction of frames a block spans (video)
+    min_keep: int = 4  # fewest context tokens a sample may keep
+    allow_overlap: bool = False  # let context overlap targets (I-JEPA: False)
+    ratio: float = 0.75  # random sampler: fraction of tokens that are targets
+    official_compat: bool = False  # reproduce the official collator (one block size per batch, truncation, no last row/col)
+
+
+@dataclass
+class DataConfig:
+    name: str = "shapes"  # shapes | digits | fashion_mnist | folder
+    root: Optional[str] = None  # data directory (folder: the images; fashion_mnist: the IDX files)
+    batch_size: int = 128  # global batch size (summed over ranks)
+    num_workers: int = 0  # DataLoader worker processes
+    train_size: int = 20000  # shapes: generated training images
+    test_size: int = 4000  # shapes: generated test images
+    val_fraction: float = 0.2  # folder/digits without a test split: fraction held out for evaluation
+    train_transforms: List[Any] = field(default_factory=list)  # torchvision v2 transforms: [{name: RandomHorizontalFlip, p: 0.5}, ...]
+    eval_transforms: List[Any] = field(default_factory=list)  # transforms for evaluation (after resize)
+    mean: Optional[List[float]] = None  # per-channel mean for normalisation (None: the dataset's own)
+    std: Optional[List[float]] = None  # per-channel std for normalisation (None: the dataset's own)
+    on_error: str = "skip"  # unreadable image in a folder: skip (and list it) | raise
+    download: bool = False  # fashion_mnist: download the IDX files when they are not found locally
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1.5e-3  # peak learning rate
+    start_lr: float = 1e-4  # learning rate at step 0 (warm-up starts here)
+    final_lr: float = 1e-5  # learning rate at the last step
+    warmup_steps: int = 100  # linear warm-up steps (use warmup_epochs instead to count in epochs)
+    warmup_epochs: float = 0.0  # warm-up in epochs (converted to steps; overrides warmup_steps when > 0)
+    schedule: str = "cosine"  # cosine | wsd (warmup-stable-decay) | constant
+    decay_fraction: float = 0.2  # wsd: fraction of training spent decaying
+    weight_decay: float = 0.04  # weight decay at step 0
+    final_weight_decay: float = 0.4  # weight decay at the last step (cosine)
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
+    eps: float = 1e-8  # AdamW epsilon
+    clip_grad: float = 0.0  # gradient-norm clip (0 = off)
+    ema: List[float] = field(default_factory=lambda: [0.996, 1.0])  # EMA momentum of the target encoder: start, end
+
+
+@dataclass
+class TrainConfig:
+    method: str = "ijepa"  # registered method name
+    loss: str = "smooth_l1"  # l1 | l2 | smooth_l1 (distance between prediction and layer-normed target)
+    steps: int = 0  # optimizer steps (0: use epochs)
+    epochs: float = 6.0  # training length in epochs when steps is 0
+    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    compile: bool = False  # torch.compile the method
+    log_every: int = 10  # steps between metric lines (JSONL and TensorBoard)
+    ckpt_every: int = 500  # steps between checkpoints (0: only at the end)
+    keep_last: int = 2  # checkpoints kept on disk
+    progress: bool = True  # show a progress bar
+
+
+@dataclass
+class EvalConfig:
+    at_end: bool = True  # evaluate (probe table) when training ends
+    encoder: str = "target"  # which encoder gives features: target | context
+    knn_k: int = 20  # neighbours in the kNN classifier
+    knn_temperature: float = 0.07  # temperature of the kNN vote weights
+    probe_epochs: int = 100  # epochs of the linear probe
+    probe_batch_size: int = 1024  # minibatch of the linear probe
+    max_train_samples: int = 20000  # cap on training images used by the probes (0: all)
+    max_test_samples: int = 10000  # cap on test images used by the probes (0: all)
+    baselines: bool = True  # also probe raw pixels and a random-init encoder
+
+
+@dataclass
+class Config:
+    run_dir: str = "runs/quickstart"  # where checkpoints, logs and results go
+    seed: int = 0  # seeds model init, data order, masks and augmentations
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

@@ -1,0 +1,107 @@
+"""Checkpoints that resume exactly, written atomically, loaded safely.
+
+A checkpoint holds the method (encoder, predictor, EMA target), the optimizer, the grad scaler, the
+step, the RNG states and the resolved config. Data order, augmentations and masks are pure
+functions of (seed, step), so the step is the whole data state. Files are written to a temporary
+name, fsynced and renamed, so a crash never leaves a half-written ``step_*.pt``. Loads use
+``torch.load(weights_only=True)``: a checkpoint can never execute code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to ``path`` via a temporary file + fsync + rename (POSIX-atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def list_checkpoints(ckpt_dir: str | os.PathLike) -> list[Path]:
+    """``step_*.pt`` files in ``ckpt_dir``, oldest step first."""
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(state: dict, ckpt_dir: str | os.PathLike, step: int, keep_last: int = 2) -> Path:
+    path = Path(ckpt_dir) / f"step_{step:08d}.pt"
+    atomic_save(state, path)
+    if keep_last > 0:
+        for old in list_checkpoints(ckpt_dir)[:-keep_last]:
+            old.unlink()
+    return path
+
+
+def load_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Safe load (``weights_only=True``); a truncated or corrupt file raises naming the path."""
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(obj, dict):
+        raise RuntimeError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
+    return obj
+
+
+def load_latest(ckpt_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
+    """Newest readable checkpoint; an unreadable newer one is reported by name and skipped."""
+    for path in reversed(list_checkpoints(ckpt_dir)):
+        try:
+            return path, load_file(path, map_location)
+        except RuntimeError as e:
+            log.warning("skipping unreadable checkpoint: %s", e)
+    return None
+
+
+def load_state_strict(module: nn.Module, state: dict, what: str = "model") -> None:
+    """``load_state_dict`` that reports missing, unexpected and mis-shaped keys together, by name."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+            if keys:
+                parts.append(f"{label} ({len(keys)}): {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}")
+        raise RuntimeError(f"{what} does not match the checkpoint; " + "; ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,73 @@
+"""Feeding the fit loop by step: data order, augmentations and masks are pure functions of the step.
+
+The sampler maps step s to epoch e = s // steps_per_epoch and a slice of the permutation seeded by
+(seed, e). Every item is tagged with (step, position in the global batch); augmentations run under
+an RNG seeded from that tag and masks are seeded from it in the collate function, so a resumed run
+sees exactly the batches an uninterrupted one would, with any number of workers or ranks.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from openjepa.masks.base import sample_seed
+
+
+class StepBatchSampler(Sampler[list[tuple[int, int, int]]]):
+    """Yields, for steps ``start..total-1``, this rank's share of the global batch as (step, pos, index)."""
+
+    def __init__(self, n: int, global_batch: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1):
+        if global_batch > n:
+            raise ValueError(f"batch size {global_batch} exceeds the dataset size {n}")
+        if global_batch % world:
+            raise ValueError(f"batch size {global_batch} is not divisible by the world size {world}")
+        self.n, self.batch, self.seed, self.start, self.total = n, global_batch, seed, start, total
+        self.local = global_batch // world
+        self.offset = rank * self.local
+        self.steps_per_epoch = n // global_batch  # drop_last: every step sees a full batch
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator()
+        g.manual_seed(sample_seed(self.seed, epoch, 0, 0, "data-order"))
+        return torch.randperm(self.n, generator=g)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        perm, perm_epoch = None, -1
+        for step in range(self.start, self.total):
+            epoch, k = divmod(step, self.steps_per_epoch)
+            if epoch != perm_epoch:
+                perm, perm_epoch = self.permutation(epoch), epoch
+            first = k * self.batch + self.offset
+            idx = perm[first: first + self.local].tolist()
+            yield [(step, self.offset + j, i) for j, i in enumerate(idx)]
+
+    def __len__(self) -> int:
+        return max(self.total - self.start, 0)
+
+
+class StepTagged(Dataset):
+    """Wraps a dataset: item (step, pos, index) -> (x, y, step, pos), augmented under a per-item seed."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int, int]):
+        step, pos, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
+            x, y = self.dataset[index]
+        return x, y, step, pos
+
+
+def step_loader(dataset: Dataset, collate, *, global_batch: int, seed: int, start: int, total: int, rank: int,
+                world: int, num_workers: int, pin_memory: bool) -> DataLoader:
+    sampler = StepBatchSampler(len(dataset), global_batch, seed, start, total, rank, world)
+    return DataLoader(StepTagged(dataset, seed), batch_sampler=sampler, collate_fn=collate,
+                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
+                      prefetch_factor=4 if num_workers > 0 else None)

@@ -1,0 +1,172 @@
+"""The fit loop: step-based (epochs are a view), resumable exactly, method-agnostic.
+
+The whole path: build data, method and optimizer; for each step set lr/wd from pure schedules, run
+``method.training_step``, step the optimizer, call ``method.after_optimizer_step``; log, checkpoint;
+at the end save the encoder as safetensors and evaluate the frozen features.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from openjepa.config.load import to_dict, to_yaml
+from openjepa.config.schema import Config
+from openjepa.data import build_dataset, dataset_info
+from openjepa.engine import checkpoint as ckpt
+from openjepa.engine.loader import step_loader
+from openjepa.engine.logging import MetricLogger, progress
+from openjepa.engine.optim import build_optimizer, set_hparams
+from openjepa.engine.precision import autocast, resolve_device, resolve_precision
+from openjepa.engine.schedules import lr_at, wd_at
+from openjepa.masks import MaskCollator, build_mask_sampler
+from openjepa.methods import JEPAMethod, build_method
+from openjepa.target import momentum_at
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plan:
+    """Step counts derived from the config and the dataset size."""
+
+    total: int
+    warmup: int
+    steps_per_epoch: int
+
+
+def plan_steps(cfg: Config, n_train: int) -> Plan:
+    spe = max(n_train // cfg.data.batch_size, 1)
+    total = cfg.train.steps or max(int(math.ceil(cfg.train.epochs * spe)), 1)
+    warmup = int(round(cfg.optim.warmup_epochs * spe)) if cfg.optim.warmup_epochs > 0 else cfg.optim.warmup_steps
+    return Plan(total, min(warmup, total), spe)
+
+
+def prepare(cfg: Config) -> Config:
+    """Fill settings the dataset determines (input channels) into the config."""
+    info = dataset_info(cfg.data)
+    cfg.model.in_chans = info.in_chans
+    return cfg
+
+
+def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` to the end (resuming from ``run_dir`` when asked); returns the final summary."""
+    cfg = prepare(cfg)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    run_dir = Path(cfg.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    if not resume and ckpt.list_checkpoints(ckpt_dir):
+        raise FileExistsError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
+                              f"or choose another run_dir (run_dir=...)")
+    torch.manual_seed(cfg.seed)
+    dataset = build_dataset(cfg.data, "train", cfg.model.img_size, seed=cfg.seed)
+    plan = plan_steps(cfg, len(dataset))
+    method = build_method(cfg, plan.total).to(device)
+    opt = build_optimizer(method, cfg.optim)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    start = 0
+    if resume:
+        found = ckpt.load_latest(ckpt_dir, map_location=device)
+        if found is None:
+            raise FileNotFoundError(f"--resume: no readable checkpoint in {ckpt_dir}")
+        path, state = found
+        start = restore(state, method, opt, scaler)
+        print(f"resumed from {path} at step {start}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+
+    sampler = build_mask_sampler(cfg.mask, method.encoder.grid, cfg.seed)
+    loader = step_loader(dataset, MaskCollator(sampler, cfg.seed), global_batch=cfg.data.batch_size, seed=cfg.seed,
+                         start=start, total=plan.total, rank=0, world=1, num_workers=cfg.data.num_workers,
+                         pin_memory=device.type == "cuda")
+    step_fn = torch.compile(method.training_step) if cfg.train.compile else method.training_step
+    logger = MetricLogger(run_dir)
+    bar = progress(plan.total, start, cfg.train.progress)
+    method.train()
+    t_last, seen = time.perf_counter(), 0
+    for batch in loader:
+        step = batch["step"]
+        lr = lr_at(step, plan.total, lr=cfg.optim.lr, start_lr=cfg.optim.start_lr, final_lr=cfg.optim.final_lr,
+                   warmup=plan.warmup, schedule=cfg.optim.schedule, decay_fraction=cfg.optim.decay_fraction)
+        wd = wd_at(step, plan.total, weight_decay=cfg.optim.weight_decay,
+                   final_weight_decay=cfg.optim.final_weight_decay)
+        set_hparams(opt, lr, wd)
+        batch = to_device(batch, device)
+        with autocast(precision, device):
+            out = step_fn(batch, step)
+        loss = out.loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}; the last good checkpoint is in "
+                                     f"{ckpt_dir} (resume with --resume after lowering optim.lr)")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.optim.clip_grad > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.clip_grad)
+        scaler.step(opt)
+        scaler.update()
+        method.after_optimizer_step(step)
+
+        done = step + 1
+        seen += batch["x"].shape[0]
+        bar.update(1)
+        if done % cfg.train.log_every == 0 or done == plan.total:
+            now = time.perf_counter()
+            ips = seen / max(now - t_last, 1e-9)
+            t_last, seen = now, 0
+            metrics = {k: float(v) for k, v in out.metrics.items()}
+            metrics.update(lr=lr, wd=wd, ema=momentum_at(step, plan.total, *cfg.optim.ema), img_per_s=ips,
+                           epoch=done / plan.steps_per_epoch)
+            logger.log(done, metrics)
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", img_s=f"{ips:.0f}", lr=f"{lr:.2e}")
+        if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0 and done < plan.total:
+            ckpt.save_checkpoint(snapshot(method, opt, scaler, done, cfg), ckpt_dir, done, cfg.train.keep_last)
+    bar.close()
+    logger.close()
+    ckpt.save_checkpoint(snapshot(method, opt, scaler, plan.total, cfg), ckpt_dir, plan.total, cfg.train.keep_last)
+    export_encoder(method, cfg, run_dir / "encoder.safetensors")
+    summary: dict[str, Any] = {"steps": plan.total, "run_dir": str(run_dir)}
+    if cfg.eval.at_end:
+        from openjepa.eval.frozen import evaluate_method
+
+        summary["eval"] = evaluate_method(method, cfg, device, run_dir)
+    return summary
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    non_blocking = device.type == "cuda"
+    return {k: (v.to(device, non_blocking=non_blocking) if hasattr(v, "to") else v) for k, v in batch.items()}
+
+
+def snapshot(method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int,
+             cfg: Config) -> dict:
+    """Everything a resumed run needs; data order and masks follow from (seed, step)."""
+    return {"step": step, "method": method.state_dict(), "optimizer": opt.state_dict(),
+            "scaler": scaler.state_dict(), "rng": ckpt.rng_state(), "config": to_dict(cfg),
+            "format": "openjepa-checkpoint-v1"}
+
+
+def restore(state: dict, method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> int:
+    ckpt.load_state_strict(method, state["method"], "method")
+    opt.load_state_dict(state["optimizer"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    ckpt.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def export_encoder(method: JEPAMethod, cfg: Config, path: Path) -> None:
+    """The target encoder's weights as safetensors, with the model settings as metadata."""
+    enc = getattr(method, "target", None)
+    enc = enc.encoder if enc is not None else method.encoder
+    tensors = {k: v.detach().contiguous().cpu() for k, v in enc.state_dict().items()}
+    save_file(tensors, str(path), metadata={"format": "openjepa-encoder-v1", "config": to_yaml(cfg)})

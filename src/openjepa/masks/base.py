@@ -1,0 +1,94 @@
+"""Mask contracts: what a sampler returns and how it is seeded.
+
+Tokens are numbered in raster order over the (T, H, W) token grid: ``i = t*H*W + h*W + w``.
+A sampler never truncates: sets of different sizes are padded and carry a validity mask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple, Optional, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+
+class MaskBatch(NamedTuple):
+    """Padded token indices and their validity.
+
+    idx:   (..., K) int64 token indices into the flattened (T*H*W) grid; padded entries hold 0.
+    valid: (..., K) bool, True where ``idx`` is a real token; ``None`` means every entry is real.
+    Context sets have shape (B, K); target sets (B, n_targets, K).
+    """
+
+    idx: Tensor
+    valid: Optional[Tensor] = None
+
+    def flatten_blocks(self) -> "MaskBatch":
+        """(B, n, K) -> (B*n, K): one row per target block."""
+        k = self.idx.shape[-1]
+        valid = None if self.valid is None else self.valid.reshape(-1, k)
+        return MaskBatch(self.idx.reshape(-1, k), valid)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "MaskBatch":
+        valid = None if self.valid is None else self.valid.to(device, non_blocking=non_blocking)
+        return MaskBatch(self.idx.to(device, non_blocking=non_blocking), valid)
+
+
+class Masks(NamedTuple):
+    """What a sampler returns for one batch: context (B, Kc) and targets (B, n_targets, Kt)."""
+
+    context: MaskBatch
+    targets: MaskBatch
+
+
+class MaskSampler(Protocol):
+    """A pure function of (seed, step, rank, sample index) -> masks for a batch.
+
+    ``grid`` is the (T, H, W) token grid. ``__call__(batch_size, step, rank)`` returns ``Masks``;
+    sample i is seeded from ``indices[i]`` when ``indices`` is given (e.g. its position in the
+    global batch), else from i.
+    """
+
+    grid: tuple[int, int, int]
+
+    def __call__(self, batch_size: int, step: int, rank: int = 0,
+                 indices: Optional[Sequence[int]] = None) -> Masks: ...
+
+
+def sample_seed(seed: int, step: int, rank: int, index: int, stream: str = "mask") -> int:
+    """A 63-bit seed that depends on (seed, step, rank, index, stream) only.
+
+    Hash-based so nearby tuples give unrelated streams (plain arithmetic such as
+    ``seed + step`` makes step 1 of seed 0 replay step 0 of seed 1).
+    """
+    key = f"{stream}:{seed}:{step}:{rank}:{index}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+
+def generator_for(seed: int, step: int, rank: int, index: int, stream: str = "mask") -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded by :func:`sample_seed`."""
+    g = torch.Generator()
+    g.manual_seed(sample_seed(seed, step, rank, index, stream))
+    return g
+
+
+def pad_sets(sets: list[Tensor]) -> MaskBatch:
+    """Stack 1-D index tensors of different lengths into a padded MaskBatch (B, K)."""
+    k = max(int(s.numel()) for s in sets)
+    idx = torch.zeros(len(sets), k, dtype=torch.long)
+    valid = torch.zeros(len(sets), k, dtype=torch.bool)
+    for i, s in enumerate(sets):
+        idx[i, : s.numel()] = s
+        valid[i, : s.numel()] = True
+    return MaskBatch(idx, None if bool(valid.all()) else valid)
+
+
+def sample_indices(batch_size: int, indices: Optional[Sequence[int]] = None) -> list[int]:
+    """The per-sample indices a sampler seeds from: ``indices`` if given (checked), else 0..B-1."""
+    if indices is None:
+        return list(range(batch_size))
+    out = [int(i) for i in indices]
+    if len(out) != batch_size:
+        raise ValueError(f"got {len(out)} sample indices for a batch of {batch_size}")
+    return out

@@ -1,0 +1,6 @@
+"""Training methods. Importing this package registers them."""
+
+from openjepa.methods.base import JEPAMethod, StepOutput, build_method, method_names, register_method
+from openjepa.methods.ijepa import IJEPA, build_encoder
+
+__all__ = ["IJEPA", "JEPAMethod", "StepOutput", "build_encoder", "build_method", "method_names", "register_method"]

@@ -1,0 +1,65 @@
+"""The method contract the engine trains: a module that owns its encoder, predictor, target and loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from openjepa.config.schema import Config
+
+
+@dataclass
+class StepOutput:
+    loss: Tensor  # scalar, requires grad
+    metrics: dict[str, Tensor | float] = field(default_factory=dict)  # detached scalars to log
+
+
+class JEPAMethod(nn.Module):
+    """Subclasses implement ``training_step``; the engine knows nothing else about them."""
+
+    def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
+        raise NotImplementedError
+
+    def after_optimizer_step(self, step: int) -> None:
+        """Called after each optimizer step (e.g. the EMA update)."""
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, which: str = "target") -> Tensor:
+        """Frozen features for evaluation: (B, N, D) tokens of the chosen encoder."""
+        raise NotImplementedError
+
+    def no_weight_decay(self) -> set[str]:
+        """Full parameter names excluded from weight decay (beyond biases and norms)."""
+        names = set()
+        for prefix, mod in self.named_modules():
+            if mod is not self and hasattr(mod, "no_weight_decay"):
+                names |= {f"{prefix}.{n}" for n in mod.no_weight_decay()}
+        return names
+
+
+_METHODS: dict[str, Callable[[Config, int], JEPAMethod]] = {}
+
+
+def register_method(name: str) -> Callable:
+    def deco(builder: Callable[[Config, int], JEPAMethod]) -> Callable[[Config, int], JEPAMethod]:
+        _METHODS[name] = builder
+        return builder
+    return deco
+
+
+def build_method(cfg: Config, total_steps: int) -> JEPAMethod:
+    """Build the method named by ``cfg.train.method`` for a run of ``total_steps`` steps."""
+    import openjepa.methods  # noqa: F401  (registers the methods)
+
+    if cfg.train.method not in _METHODS:
+        raise ValueError(f"unknown method {cfg.train.method!r}; choose one of: {', '.join(sorted(_METHODS))}")
+    return _METHODS[cfg.train.method](cfg, total_steps)
+
+
+def method_names() -> list[str]:
+    import openjepa.methods  # noqa: F401
+
+    return sorted(_METHODS)

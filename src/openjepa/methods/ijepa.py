@@ -1,0 +1,74 @@
+"""I-JEPA: masked latent prediction with an EMA target (Assran et al. 2023, arXiv 2301.08243).
+
+The same method trains on video (V-JEPA, Bardes et al. 2024): the ViT and the mask sampler work
+on a (T, H, W) token grid, so nothing here depends on the modality.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from openjepa.config.schema import Config
+from openjepa.masks.base import MaskBatch
+from openjepa.masks.ops import apply_masks, repeat_for_blocks
+from openjepa.methods.base import JEPAMethod, StepOutput, register_method
+from openjepa.models import Predictor, VisionTransformer
+from openjepa.objectives import normalized_targets, regression_loss
+from openjepa.registry import create_model
+from openjepa.target import EMATarget, momentum_at
+
+
+class IJEPA(JEPAMethod):
+    def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "smooth_l1",
+                 ema: tuple[float, float] = (0.996, 1.0), total_steps: int = 1):
+        super().__init__()
+        self.encoder = encoder
+        self.predictor = predictor
+        self.target = EMATarget(encoder)
+        self.loss, self.ema, self.total_steps = loss, tuple(ema), total_steps
+
+    def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
+        x, masks = batch["x"], batch["masks"]
+        n = masks.targets.idx.shape[1]  # target blocks per sample
+        tgt = masks.targets.flatten_blocks()  # idx (B*n, Kt)
+        with torch.no_grad():
+            h = normalized_targets(self.target(x))  # (B, N, D)
+            h = apply_masks(repeat_for_blocks(h, n), tgt.idx)  # (B*n, Kt, D)
+        z = self.encoder(x, masks.context)  # (B, Kc, D)
+        ctx = masks.context
+        ctx = MaskBatch(repeat_for_blocks(ctx.idx, n), None if ctx.valid is None else repeat_for_blocks(ctx.valid, n))
+        pred = self.predictor(repeat_for_blocks(z, n), ctx, tgt)  # (B*n, Kt, D)
+        loss = regression_loss(pred, h, tgt.valid, self.loss)
+        return StepOutput(loss, {"loss": loss.detach(), "pred_std": _std(pred), "target_std": _std(h)})
+
+    def after_optimizer_step(self, step: int) -> None:
+        self.target.update(self.encoder, momentum_at(step, self.total_steps, *self.ema))
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, which: str = "target") -> Tensor:
+        if which not in ("target", "context"):
+            raise ValueError(f"unknown encoder {which!r}; choose target or context")
+        return (self.target if which == "target" else self.encoder)(x)
+
+
+def _std(t: Tensor) -> Tensor:
+    """Mean per-dimension std over tokens: near zero when representations collapse."""
+    return t.detach().float().reshape(-1, t.shape[-1]).std(dim=0).mean()
+
+
+def build_encoder(cfg: Config) -> VisionTransformer:
+    m = cfg.model
+    return create_model(m.encoder, img_size=m.img_size, patch_size=m.patch_size, in_chans=m.in_chans,
+                        num_frames=m.num_frames, tubelet_size=m.tubelet_size, drop_path=m.drop_path)
+
+
+@register_method("ijepa")
+def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
+    encoder = build_encoder(cfg)
+    m = cfg.model
+    predictor = Predictor(encoder.grid, encoder.embed_dim, m.predictor_embed_dim, m.predictor_depth,
+                          m.predictor_heads)
+    return IJEPA(encoder, predictor, cfg.train.loss, tuple(cfg.optim.ema), total_steps)

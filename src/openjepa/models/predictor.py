@@ -1,0 +1,71 @@
+"""The JEPA predictor: a narrow transformer that predicts target-token embeddings from context tokens.
+
+I-JEPA (Assran et al. 2023, Sec. 3): context tokens are projected to the predictor width; each
+target position gets a learned mask token plus its position embedding; after the blocks, only the
+mask-token outputs are projected back to the encoder width. Names match the official checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from openjepa.layers import Block, interpolate_pos_embed, key_padding_mask, sincos_embed
+from openjepa.masks.base import MaskBatch
+from openjepa.masks.ops import apply_masks
+
+
+class Predictor(nn.Module):
+    def __init__(self, grid: tuple[int, int, int], embed_dim: int, predictor_embed_dim: int = 384, depth: int = 6,
+                 num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path: float = 0.0,
+                 init_std: float = 0.02):
+        super().__init__()
+        self.grid = tuple(grid)
+        self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
+        self.predictor_pos_embed = nn.Parameter(sincos_embed(predictor_embed_dim, self.grid)[None],
+                                                requires_grad=False)
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+        self.predictor_blocks = nn.ModuleList(
+            Block(predictor_embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i]) for i in range(depth))
+        self.predictor_norm = nn.LayerNorm(predictor_embed_dim, eps=1e-6)
+        self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim)
+        self.init_std = init_std
+        nn.init.trunc_normal_(self.mask_token, std=init_std)
+        self.apply(self._init_weights)
+        for i, blk in enumerate(self.predictor_blocks, 1):
+            blk.attn.proj.weight.data.div_(math.sqrt(2.0 * i))
+            blk.mlp.fc2.weight.data.div_(math.sqrt(2.0 * i))
+
+    def _init_weights(self, m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=self.init_std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"predictor_pos_embed", "mask_token"}
+
+    def forward(self, context_tokens: Tensor, context: MaskBatch, target: MaskBatch,
+                grid: tuple[int, int, int] | None = None) -> Tensor:
+        """context_tokens: (B, Kc, D) at ``context.idx`` (B, Kc) -> predictions (B, Kt, D) at ``target.idx``."""
+        B, Kc, _ = context_tokens.shape
+        Kt = target.idx.shape[1]
+        pos = interpolate_pos_embed(self.predictor_pos_embed, self.grid, grid or self.grid).expand(B, -1, -1)
+        x = self.predictor_embed(context_tokens) + apply_masks(pos, context.idx).to(context_tokens.dtype)
+        q = self.mask_token.to(x.dtype) + apply_masks(pos, target.idx).to(x.dtype)  # (B, Kt, Dp)
+        x = torch.cat([x, q], dim=1)  # (B, Kc + Kt, Dp)
+        attn_mask = None
+        if context.valid is not None or target.valid is not None:
+            cv = context.valid if context.valid is not None else torch.ones(B, Kc, dtype=torch.bool, device=x.device)
+            tv = target.valid if target.valid is not None else torch.ones(B, Kt, dtype=torch.bool, device=x.device)
+            attn_mask = key_padding_mask(torch.cat([cv, tv], dim=1))
+        for blk in self.predictor_blocks:
+            x = blk(x, attn_mask)
+        x = self.predictor_norm(x[:, Kc:])  # (B, Kt, Dp)
+        return self.predictor_proj(x)

@@ -1,0 +1,138 @@
+"""One Vision Transformer over a (T, H, W) token grid: images are T = 1, video tubelets T > 1.
+
+ViT (Dosovitskiy et al. 2021) with pre-norm blocks, fixed sin-cos position embeddings and no CLS
+token, as used by I-JEPA (Assran et al. 2023) and V-JEPA (Bardes et al. 2024). Parameter names
+follow the common convention so official and timm weights load with prefix edits only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from openjepa.layers import Block, PatchEmbed, interpolate_pos_embed, key_padding_mask, sincos_embed
+from openjepa.masks.base import MaskBatch
+from openjepa.masks.ops import apply_masks
+from openjepa.registry import register_model
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_frames: int = 1,
+                 tubelet_size: int = 1, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path: float = 0.0, init_std: float = 0.02):
+        super().__init__()
+        if img_size % patch_size:
+            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
+        if num_frames % tubelet_size:
+            raise ValueError(f"num_frames {num_frames} is not a multiple of tubelet_size {tubelet_size}")
+        self.embed_dim, self.num_heads, self.patch_size = embed_dim, num_heads, patch_size
+        self.grid = (num_frames // tubelet_size, img_size // patch_size, img_size // patch_size)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, None if num_frames == 1 else tubelet_size)
+        # Fixed (not learned), but a Parameter so official checkpoints' "pos_embed" key loads as is.
+        self.pos_embed = nn.Parameter(sincos_embed(embed_dim, self.grid)[None], requires_grad=False)
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i]) for i in range(depth))
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.init_std = init_std
+        self.apply(self._init_weights)
+        for i, blk in enumerate(self.blocks, 1):  # scale residual branches by depth (I-JEPA/BEiT init)
+            blk.attn.proj.weight.data.div_(math.sqrt(2.0 * i))
+            blk.mlp.fc2.weight.data.div_(math.sqrt(2.0 * i))
+
+    def _init_weights(self, m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+            nn.init.trunc_normal_(m.weight, std=self.init_std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @property
+    def num_tokens(self) -> int:
+        return math.prod(self.grid)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed"}
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Patch tokens plus position embedding, resampled when ``x`` has another resolution: (B, N, D)."""
+        tokens = self.patch_embed(x)
+        grid = self.patch_embed.grid(x)
+        return tokens + interpolate_pos_embed(self.pos_embed, self.grid, grid).to(tokens.dtype)
+
+    def forward(self, x: Tensor, masks: Optional[MaskBatch] = None) -> Tensor:
+        """x: (B, C, H, W) or (B, C, T, H, W) -> (B, N, D); with ``masks`` only the kept tokens: (B, K, D)."""
+        x = self.embed(x)
+        attn_mask = None
+        if masks is not None:
+            x = apply_masks(x, masks.idx)  # (B, K, D)
+            attn_mask = key_padding_mask(masks.valid)
+        for blk in self.blocks:
+            x = blk(x, attn_mask)
+        return self.norm(x)
+
+    def forward_intermediates(self, x: Tensor, layers: Sequence[int], norm: bool = True) -> list[Tensor]:
+        """Token outputs (B, N, D) of the blocks in ``layers`` (negative indices count from the end)."""
+        want = {i % len(self.blocks) for i in layers}
+        out = []
+        x = self.embed(x)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x)
+            if i in want:
+                out.append(self.norm(x) if norm else x)
+        return out
+
+
+def _vit(embed_dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, **kwargs) -> VisionTransformer:
+    return VisionTransformer(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, **kwargs)
+
+
+# Small sizes for CPUs and tests.
+@register_model
+def vit_pico(**kw) -> VisionTransformer:
+    return _vit(96, 4, 3, **kw)
+
+
+@register_model
+def vit_nano(**kw) -> VisionTransformer:
+    return _vit(128, 6, 4, **kw)
+
+
+@register_model
+def vit_micro(**kw) -> VisionTransformer:
+    return _vit(192, 8, 3, **kw)
+
+
+# The official sizes (I-JEPA / V-JEPA / V-JEPA 2).
+@register_model
+def vit_tiny(**kw) -> VisionTransformer:
+    return _vit(192, 12, 3, **kw)
+
+
+@register_model
+def vit_small(**kw) -> VisionTransformer:
+    return _vit(384, 12, 6, **kw)
+
+
+@register_model
+def vit_base(**kw) -> VisionTransformer:
+    return _vit(768, 12, 12, **kw)
+
+
+@register_model
+def vit_large(**kw) -> VisionTransformer:
+    return _vit(1024, 24, 16, **kw)
+
+
+@register_model
+def vit_huge(**kw) -> VisionTransformer:
+    return _vit(1280, 32, 16, **kw)
+
+
+@register_model
+def vit_giant(**kw) -> VisionTransformer:
+    return _vit(1408, 40, 16, mlp_ratio=48 / 11, **kw)

@@ -1,0 +1,42 @@
+"""Regression in representation space: the JEPA prediction loss.
+
+I-JEPA (Assran et al. 2023, Eq. 1): (1/M) Σ_i ‖ŝ_y(i) − s_y(i)‖ over the M target blocks, with the
+targets layer-normalised (Sec. 4: "layer normalization ... of the target-encoder output") and no
+gradient through them. The official I-JEPA code uses smooth-L1; V-JEPA (Bardes et al. 2024, Eq. 1)
+uses L1. Padded target tokens (``valid`` False) contribute nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import Tensor
+
+LOSSES = ("l1", "l2", "smooth_l1")
+
+
+def regression_loss(pred: Tensor, target: Tensor, valid: Optional[Tensor] = None, kind: str = "smooth_l1") -> Tensor:
+    """Mean over valid tokens of the per-token mean distance. pred, target: (B, K, D); valid: (B, K) bool."""
+    target = target.to(pred.dtype)
+    if kind == "l1":
+        d = (pred - target).abs()
+    elif kind == "l2":
+        d = (pred - target).square()
+    elif kind == "smooth_l1":
+        d = F.smooth_l1_loss(pred, target, reduction="none", beta=1.0)
+    else:
+        raise ValueError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}")
+    per_token = d.float().mean(dim=-1)  # (B, K)
+    if valid is None:
+        return per_token.mean()
+    w = valid.to(per_token.dtype)
+    return (per_token * w).sum() / w.sum().clamp_min(1.0)
+
+
+def normalized_targets(h: Tensor) -> Tensor:
+    """Layer-norm over the feature dim without affine parameters (I-JEPA's target normalisation)."""
+    return F.layer_norm(h, h.shape[-1:])
+
+
+__all__ = ["LOSSES", "normalized_targets", "regression_loss"]
