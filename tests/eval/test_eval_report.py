@@ -1,0 +1,49 @@
+import json
+
+import torch
+
+from openjepa.config.schema import EvalConfig
+from openjepa.eval.report import ProbeTable, evaluate_features, format_table
+
+
+def _row(name, linear, knn, dim=192, rankme=40.0):
+    return {"name": name, "dim": dim, "linear": linear, "knn": knn, "rankme": rankme}
+
+
+def test_table_verdict_positive():
+    rows = [_row("I-JEPA (target encoder)", 0.873, 0.85), _row("random-init encoder", 0.70, 0.6),
+            _row("raw pixels", 0.841, 0.855, dim=784, rankme=300.0)]
+    text = format_table(rows)
+    lines = text.splitlines()
+    assert lines[0].split("|")[0].strip() == "features"
+    assert [c.strip() for c in lines[0].split("|")] == ["features", "dim", "linear", "kNN", "RankMe"]
+    assert len({len(l) for l in lines[:5]}) == 1  # fixed width
+    assert "87.3%" in text and "784" in text
+    assert lines[-1] == "I-JEPA beats raw pixels by +3.2 points (linear); kNN: -0.5 points"
+
+
+def test_table_verdict_negative_and_zero():
+    rows = [_row("I-JEPA (target encoder)", 0.80, 0.80), _row("raw pixels", 0.841, 0.79)]
+    assert str(ProbeTable(rows)).splitlines()[-1] == (
+        "I-JEPA does NOT beat raw pixels (linear: -4.1 points; kNN: +1.0 points)"
+    )
+    rows[0]["linear"] = 0.841
+    assert "does NOT beat" in format_table(rows)
+    assert ProbeTable([_row("I-JEPA", 0.9, 0.9)]).verdict() is None  # no reference row
+
+
+def test_evaluate_features_rows():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(3, 10, generator=g) * 4
+    ytr, yte = torch.arange(300) % 3, torch.arange(90) % 3
+    good = (centers[ytr] + torch.randn(300, 10, generator=g), ytr, centers[yte] + torch.randn(90, 10, generator=g), yte)
+    noise = (torch.randn(300, 10, generator=g), ytr, torch.randn(90, 10, generator=g), yte)
+    cfg = EvalConfig(probe_epochs=20, probe_batch_size=64, max_train_samples=200, max_test_samples=0)
+    rows = evaluate_features({"I-JEPA (target encoder)": good, "raw pixels": noise}, cfg, seed=0)
+    json.dumps(rows)
+    assert [r["name"] for r in rows] == ["I-JEPA (target encoder)", "raw pixels"]
+    assert rows[0]["n_train"] == 200 and rows[0]["n_test"] == 90 and rows[0]["dim"] == 10
+    assert rows[0]["linear"] > 0.95 and rows[0]["knn"] > 0.95
+    assert rows[1]["linear"] < 0.6
+    assert 1.0 <= rows[0]["rankme"] <= 10.0
+    assert format_table(rows).splitlines()[-1].startswith("I-JEPA beats raw pixels by +")
