@@ -39,6 +39,7 @@ class MaskConfig:
     min_keep: int = 4  # fewest context tokens a sample may keep
     allow_overlap: bool = False  # let context overlap targets (I-JEPA: False)
     ratio: float = 0.75  # random sampler: fraction of tokens that are targets
+    tube: bool = False  # random sampler on video: mask the same spatial tokens in every frame (VideoMAE)
     official_compat: bool = False  # reproduce the official collator (one block size per batch, truncation, no last row/col)
 
 

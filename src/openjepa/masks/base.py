@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional, Protocol, Sequence
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 
 class MaskBatch(NamedTuple):
@@ -75,13 +76,12 @@ def generator_for(seed: int, step: int, rank: int, index: int, stream: str = "ma
 
 def pad_sets(sets: list[Tensor]) -> MaskBatch:
     """Stack 1-D index tensors of different lengths into a padded MaskBatch (B, K)."""
-    k = max(int(s.numel()) for s in sets)
-    idx = torch.zeros(len(sets), k, dtype=torch.long)
-    valid = torch.zeros(len(sets), k, dtype=torch.bool)
-    for i, s in enumerate(sets):
-        idx[i, : s.numel()] = s
-        valid[i, : s.numel()] = True
-    return MaskBatch(idx, None if bool(valid.all()) else valid)
+    lengths = torch.tensor([int(s.numel()) for s in sets])  # (B,)
+    idx = pad_sequence([s.reshape(-1).long() for s in sets], batch_first=True, padding_value=0)  # (B, K)
+    if bool((lengths == idx.shape[1]).all()):
+        return MaskBatch(idx, None)
+    valid = torch.arange(idx.shape[1]) < lengths[:, None]  # (B, K): real entries come first
+    return MaskBatch(idx, valid)
 
 
 def sample_indices(batch_size: int, indices: Optional[Sequence[int]] = None) -> list[int]:
