@@ -1,0 +1,34 @@
+"""Datasets and image pipelines.
+
+``build_dataset(cfg.data, split, img_size, seed)`` gives a ``torch.utils.data.Dataset`` of
+``(image: float tensor (C, H, W) normalised, label: int)`` pairs (label -1 when unlabelled);
+``dataset_info(cfg.data)`` tells a model its input channels, classes and normalisation first.
+Built in: ``shapes`` (procedural, the default), ``digits`` (scikit-learn), ``fashion_mnist`` (IDX
+files), ``folder`` (any image directory).
+"""
+
+from .base import eval_view, raw_pixels, stratified_split
+from .digits import DigitsDataset
+from .fashion_mnist import FashionMNIST
+from .folder import FolderDataset
+from .registry import DATASETS, DatasetInfo, build_dataset, dataset_info
+from .shapes import ShapesDataset
+from .transforms import available_transforms, build_pipeline, build_transform, build_transforms
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DigitsDataset",
+    "FashionMNIST",
+    "FolderDataset",
+    "ShapesDataset",
+    "available_transforms",
+    "build_dataset",
+    "build_pipeline",
+    "build_transform",
+    "build_transforms",
+    "dataset_info",
+    "eval_view",
+    "raw_pixels",
+    "stratified_split",
+]

@@ -1,0 +1,252 @@
+"""``folder``: any directory of images.
+
+Layouts (extensions, case-insensitive: jpg jpeg png bmp gif webp tif tiff; hidden files and
+directories are ignored; subfolders are scanned recursively):
+
+- class subfolders, ``root/<class>/**/img.png``: labels are the sorted class-folder names;
+- flat, ``root/*.png`` with no image-holding subfolders: unlabelled (label -1);
+- either of the above under ``root/train`` and ``root/test`` (or ``root/val``): those are the
+  splits, with class indices taken from ``train``. Without them, a deterministic stratified split
+  by ``val_fraction`` and ``seed`` holds out the test part.
+
+Items come in a seeded random order (not grouped by class), so any prefix is a fair sample.
+
+Unreadable images: with ``on_error="raise"`` the item raises ``RuntimeError`` naming the file; with
+``on_error="skip"`` the item is replaced by the next readable one (index+1, index+2, ... mod n) and
+the file is recorded in ``.skipped`` and logged once. DataLoader workers are separate processes,
+so their ``.skipped`` lists do not reach the main process; call :meth:`FolderDataset.verify` there
+for the full list up front.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .base import stratified_split
+from .transforms import to_float_image
+
+log = logging.getLogger(__name__)
+
+IMG_EXTENSIONS: Tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# What a bad file can raise while PIL decodes it (UnidentifiedImageError and truncation are OSError).
+DECODE_ERRORS: Tuple[type, ...] = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
+DEFAULT_IMG_SIZE = 224
+MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet statistics
+STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
+SPLITS = ("train", "test", "val")
+LAYOUT_HELP = (
+    "expected image files (" + ", ".join(e[1:] for e in IMG_EXTENSIONS) + ") either in class subfolders "
+    "(root/<class>/<image>) or directly in the folder (unlabelled); optionally under root/train and root/test"
+)
+
+
+def _visible(entry: os.DirEntry) -> bool:
+    return not entry.name.startswith(".")
+
+
+def is_image_file(name: str) -> bool:
+    """True when ``name`` has one of :data:`IMG_EXTENSIONS` (case-insensitive)."""
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def scan_images(directory: Path) -> List[Path]:
+    """All image files under ``directory`` (recursive), sorted."""
+    out: List[Path] = []
+    stack = [directory]
+    while stack:
+        d = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                if not _visible(e):
+                    continue
+                if e.is_dir():
+                    stack.append(Path(e.path))
+                elif e.is_file() and is_image_file(e.name):
+                    out.append(Path(e.path))
+    return sorted(out)
+
+
+def _has_image(directory: Path) -> bool:
+    for _dirpath, dirnames, filenames in os.walk(directory):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(is_image_file(f) and not f.startswith(".") for f in filenames):
+            return True
+    return False
+
+
+def _subdirs(directory: Path) -> List[Path]:
+    with os.scandir(directory) as it:
+        return sorted(Path(e.path) for e in it if _visible(e) and e.is_dir())
+
+
+def split_dirs(root: Path) -> Optional[Dict[str, Path]]:
+    """``{"train": root/train, "test": root/test or root/val}`` when both exist, else ``None``."""
+    held = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    if (root / "train").is_dir() and held is not None:
+        return {"train": root / "train", "test": held}
+    return None
+
+
+def class_names_of(directory: Path) -> List[str]:
+    """Class names (sorted subfolders holding at least one image); empty for a flat folder."""
+    names = []
+    for d in _subdirs(directory):
+        if _has_image(d):
+            names.append(d.name)
+        else:
+            log.warning("folder: ignoring %s (no images in it)", d)
+    return names
+
+
+def scan_layout(directory: Path, class_names: Optional[List[str]] = None) -> Tuple[List[Tuple[str, int]], List[str]]:
+    """``(samples, class_names)`` of one directory: samples are ``(path, label)``.
+
+    ``class_names`` fixes the label indices (the test split reuses the train classes); a class
+    folder not in it is an error, since its label would be meaningless.
+    """
+    found = class_names_of(directory)
+    if not found:  # flat: unlabelled
+        if class_names:
+            raise ValueError(f"folder: {directory} has no class subfolders but the train split has classes {class_names}")
+        return [(str(p), -1) for p in scan_images(directory)], []
+    names = list(class_names) if class_names is not None else found
+    index = {n: i for i, n in enumerate(names)}
+    unknown = [n for n in found if n not in index]
+    if unknown:
+        raise ValueError(f"folder: {directory} has class folders {unknown} that the train split does not have ({names})")
+    loose = [e.name for e in os.scandir(directory) if e.is_file() and is_image_file(e.name) and _visible(e)]
+    if loose:
+        log.warning("folder: ignoring %d image(s) directly in %s (class-subfolder layout)", len(loose), directory)
+    samples = [(str(p), index[n]) for n in found for p in scan_images(directory / n)]
+    return samples, names
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Decode ``path`` fully (not lazily) and convert it to RGB."""
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+class FolderDataset(Dataset):
+    """Images from a directory; item ``i`` is ``(image, label)`` with label -1 when unlabelled.
+
+    Args:
+        root: the directory (see the module doc for the layouts).
+        split: ``"train"`` or ``"test"`` (``"val"`` means the same held-out part).
+        val_fraction: held-out fraction when the folder has no train/test subfolders.
+        seed: seed of that split.
+        on_error: ``"skip"`` (replace unreadable images by the next readable one and record them
+            in ``.skipped``) or ``"raise"`` (``RuntimeError`` naming the file).
+        transform: applied to the RGB PIL image; ``None`` returns a [0, 1] float tensor.
+        eval_transform: the deterministic pipeline :func:`openjepa.data.raw_pixels` switches to.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        on_error: str = "skip",
+        transform: Optional[Callable[[Any], Tensor]] = None,
+        eval_transform: Optional[Callable[[Any], Tensor]] = None,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"folder: unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"data.on_error must be 'skip' or 'raise', got {on_error!r}")
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"folder: image directory not found: {self.root}")
+        self.split = "test" if split == "val" else split
+        self.on_error = on_error
+        self.transform = transform
+        self.eval_transform = eval_transform
+        self.samples, self.class_names = self._scan(val_fraction, seed)
+        self.skipped: List[Tuple[str, str]] = []
+        self._bad: Set[int] = set()
+
+    def _scan(self, val_fraction: float, seed: int) -> Tuple[List[Tuple[str, int]], List[str]]:
+        dirs = split_dirs(self.root)
+        if dirs is not None:
+            directory = dirs["train"] if self.split == "train" else dirs["test"]
+            train, names = scan_layout(dirs["train"])
+            samples = train if self.split == "train" else scan_layout(directory, names)[0]
+            if not samples:
+                raise ValueError(f"folder: no images found in {directory}; {LAYOUT_HELP}")
+            # Seeded random order (not grouped by class), so that any prefix is a fair sample.
+            perm = torch.randperm(len(samples), generator=torch.Generator().manual_seed(int(seed))).tolist()
+            return [samples[i] for i in perm], names
+        samples, names = scan_layout(self.root)
+        if not samples:
+            raise ValueError(f"folder: no images found in {self.root}; {LAYOUT_HELP}")
+        train_idx, test_idx = stratified_split([y for _, y in samples], val_fraction, seed)  # seeded order too
+        idx = train_idx if self.split == "train" else test_idx
+        if not idx:
+            raise ValueError(f"folder: the {self.split} split of {self.root} is empty (data.val_fraction={val_fraction})")
+        return [samples[i] for i in idx], names
+
+    @property
+    def targets(self) -> List[int]:
+        """All labels, in order (-1 for unlabelled)."""
+        return [y for _, y in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _record(self, index: int, path: str, err: BaseException) -> None:
+        reason = f"{type(err).__name__}: {err}"
+        self._bad.add(index)
+        self.skipped.append((path, reason))
+        log.warning("folder: skipping unreadable image %s (%s)", path, reason)
+
+    def __getitem__(self, index: int) -> Tuple[Tensor, int]:
+        n = len(self.samples)
+        if not -n <= index < n:
+            raise IndexError(f"folder: index {index} out of range for {n} images")
+        for k in range(n):
+            j = (index + k) % n  # deterministic replacement: the next readable image
+            if j in self._bad:
+                continue
+            path, label = self.samples[j]
+            try:
+                img = load_rgb(path)
+            except DECODE_ERRORS as e:
+                if self.on_error == "raise":
+                    raise RuntimeError(f"folder: cannot decode image {path}: {type(e).__name__}: {e}") from e
+                self._record(j, path, e)
+                continue
+            return (self.transform(img) if self.transform is not None else to_float_image(img)), label
+        raise RuntimeError(f"folder: none of the {n} images in {self.root} ({self.split}) could be decoded; see .skipped")
+
+    def verify(self, progress: bool = True) -> List[Tuple[str, str]]:
+        """Decode every file once; return ``[(path, reason)]`` of the unreadable ones.
+
+        They are also recorded (``.skipped``, logged once), so later items skip them without
+        another decode attempt. Use this in the main process to see every bad file up front.
+        """
+        from tqdm.auto import tqdm
+
+        bad: List[Tuple[str, str]] = []
+        for j, (path, _label) in enumerate(tqdm(self.samples, desc=f"verify {self.root.name}", disable=not progress)):
+            if j in self._bad:
+                bad.extend(s for s in self.skipped if s[0] == path)
+                continue
+            try:
+                load_rgb(path)
+            except DECODE_ERRORS as e:
+                self._record(j, path, e)
+                bad.append(self.skipped[-1])
+        return bad
+
+    def __repr__(self) -> str:
+        return f"FolderDataset(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, classes={len(self.class_names)})"
