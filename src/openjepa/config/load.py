@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from openjepa.config.schema import Config
@@ -65,19 +65,31 @@ def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
     """Schema defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides."""
-    cfg = OmegaConf.structured(Config)
+    return _finish(_merge_file(OmegaConf.structured(Config), path), overrides)
+
+
+def load_config_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
+    """``cfg`` with ``key=value`` overrides applied and validated."""
+    return _finish(OmegaConf.structured(cfg), overrides)
+
+
+def _merge_file(cfg: DictConfig, path: str | os.PathLike | None) -> DictConfig:
     if path is not None:
         p = resolve_config_path(str(path))
         try:
             data = OmegaConf.load(p)
         except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as e:
             raise ConfigError(f"cannot parse config file {p}: {e}") from e
-        if not isinstance(data, type(cfg)) and data is not None and not OmegaConf.is_dict(data):
+        if not OmegaConf.is_dict(data):
             raise ConfigError(f"config file {p} must hold a mapping of keys, not {type(data).__name__}")
         try:
             cfg = OmegaConf.merge(cfg, data)
         except OmegaConfBaseException as e:
             raise _explain(e, str(p)) from e
+    return cfg
+
+
+def _finish(cfg: DictConfig, overrides: Sequence[str]) -> Config:
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=1e-3)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def load_file(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     """Safe load (``weights_only=True``); a truncated or corrupt file raises naming the path."""
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
         raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
     if not isinstance(obj, dict):
         raise RuntimeError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")

@@ -64,6 +64,21 @@ class StepTagged(Dataset):
             x, y = self.dataset[index]
         return x, y, step, pos
 
+    def __getitems__(self, keys: list[tuple[int, int, int]]) -> list:
+        """A whole batch at once when the dataset renders batches (``__getitems__``, e.g. ``shapes``).
+
+        The RNG is then seeded once per (step, first position) instead of per item: still a pure
+        function of the step (resume stays exact), but random augmentations of such datasets
+        depend on how the global batch is split over ranks.
+        """
+        if not hasattr(self.dataset, "__getitems__"):
+            return [self[k] for k in keys]
+        step, pos, _ = keys[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
+            items = self.dataset.__getitems__([i for _, _, i in keys])
+        return [(x, y, s, p) for (x, y), (s, p, _) in zip(items, keys)]
+
 
 def step_loader(dataset: Dataset, collate, *, global_batch: int, seed: int, start: int, total: int, rank: int,
                 world: int, num_workers: int, pin_memory: bool) -> DataLoader:

@@ -1,0 +1,46 @@
+"""End to end through the command line, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+from openjepa.cli import main
+from tests.tiny import tiny
+
+
+def test_train_then_eval(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *tiny(run, "train.steps=4", "eval.baselines=true")]) == 0
+    out = capsys.readouterr().out
+    assert "raw pixels" in out and "random-init encoder" in out and "linear" in out
+    for name in ["config.yaml", "metrics.jsonl", "eval.json", "encoder.safetensors", "checkpoints/step_00000004.pt"]:
+        assert (run / name).exists(), name
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all("loss" in r and "lr" in r for r in rows)
+    assert list((run / "tb").iterdir())  # TensorBoard event file
+    assert main(["eval", str(run), "eval.baselines=false"]) == 0
+    assert "ijepa" in capsys.readouterr().out
+
+
+def test_bad_key_exit_code_and_message(tmp_path, capsys):
+    assert main(["train", f"run_dir={tmp_path}", "optim.lrr=1"]) == 2
+    assert "optim.lrr" in capsys.readouterr().err
+
+
+def test_missing_data_path(tmp_path, capsys):
+    code = main(["train", f"run_dir={tmp_path}", "data.name=folder", f"data.root={tmp_path / 'nope'}"])
+    assert code == 2 and "nope" in capsys.readouterr().err
+
+
+def test_help_on_every_subcommand():
+    for cmd in ([], ["train"], ["eval"], ["models"], ["config"]):
+        r = subprocess.run([sys.executable, "-m", "openjepa", *cmd, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and "usage: openjepa" in r.stdout
+
+
+def test_models_and_config_show(capsys):
+    assert main(["models", "vit_*"]) == 0
+    assert "vit_huge" in capsys.readouterr().out
+    assert main(["config", "show", "ijepa/vit_h14_in1k", "optim.lr=5e-4"]) == 0
+    out = capsys.readouterr().out
+    assert "lr: 0.0005" in out and "vit_huge" in out
