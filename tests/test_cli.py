@@ -44,3 +44,15 @@ def test_models_and_config_show(capsys):
     assert main(["config", "show", "ijepa/vit_h14_in1k", "optim.lr=5e-4"]) == 0
     out = capsys.readouterr().out
     assert "lr: 0.0005" in out and "vit_huge" in out
+
+
+def test_load_pretrained_matches_checkpoint(tmp_path):
+    import torch
+
+    from openjepa import load_pretrained
+
+    run = tmp_path / "run"
+    assert main(["train", *tiny(run, "train.steps=2", "eval.at_end=false")]) == 0
+    a, b = load_pretrained(run), load_pretrained(run / "checkpoints" / "step_00000002.pt")
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(a(x), b(x))
