@@ -7,11 +7,11 @@ mask-token outputs are projected back to the encoder width. Names match the offi
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor, nn
 
+from openjepa.layers.init import init_weights, rescale_residuals
 from openjepa.layers import Block, interpolate_pos_embed, key_padding_mask, sincos_embed
 from openjepa.masks.base import MaskBatch
 from openjepa.masks.ops import apply_masks
@@ -32,21 +32,9 @@ class Predictor(nn.Module):
             Block(predictor_embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i]) for i in range(depth))
         self.predictor_norm = nn.LayerNorm(predictor_embed_dim, eps=1e-6)
         self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim)
-        self.init_std = init_std
         nn.init.trunc_normal_(self.mask_token, std=init_std)
-        self.apply(self._init_weights)
-        for i, blk in enumerate(self.predictor_blocks, 1):
-            blk.attn.proj.weight.data.div_(math.sqrt(2.0 * i))
-            blk.mlp.fc2.weight.data.div_(math.sqrt(2.0 * i))
-
-    def _init_weights(self, m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=self.init_std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        init_weights(self, init_std)
+        rescale_residuals(self.predictor_blocks)
 
     def no_weight_decay(self) -> set[str]:
         return {"predictor_pos_embed", "mask_token"}

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from openjepa.layers.init import init_weights, rescale_residuals
 from openjepa.layers import Block, PatchEmbed, interpolate_pos_embed, key_padding_mask, sincos_embed
 from openjepa.masks.base import MaskBatch
 from openjepa.masks.ops import apply_masks
@@ -36,20 +37,9 @@ class VisionTransformer(nn.Module):
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i]) for i in range(depth))
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
-        self.init_std = init_std
-        self.apply(self._init_weights)
-        for i, blk in enumerate(self.blocks, 1):  # scale residual branches by depth (I-JEPA/BEiT init)
-            blk.attn.proj.weight.data.div_(math.sqrt(2.0 * i))
-            blk.mlp.fc2.weight.data.div_(math.sqrt(2.0 * i))
+        init_weights(self, init_std)
+        rescale_residuals(self.blocks)
 
-    def _init_weights(self, m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-            nn.init.trunc_normal_(m.weight, std=self.init_std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
     @property
     def num_tokens(self) -> int:
