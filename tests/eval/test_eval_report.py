@@ -47,3 +47,17 @@ def test_evaluate_features_rows():
     assert rows[1]["linear"] < 0.6
     assert 1.0 <= rows[0]["rankme"] <= 10.0
     assert format_table(rows).splitlines()[-1].startswith("I-JEPA beats raw pixels by +")
+
+
+def test_small_differences_are_called_level_not_wins():
+    from openjepa.eval.report import format_table
+
+    def row(name, lin, n):
+        return {"name": name, "dim": 4, "linear": lin, "knn": lin, "rankme": 1.0, "n_test": n}
+
+    noisy = format_table([row("ijepa (target encoder)", 0.117, 2000), row("raw pixels", 0.107, 2000)])
+    assert "is level with raw pixels" in noisy  # +1.0 point, 2 s.e. = 1.9 points
+    clear = format_table([row("ijepa (target encoder)", 0.90, 10000), row("raw pixels", 0.845, 10000)])
+    assert "beats raw pixels by +5.5 points" in clear
+    worse = format_table([row("ijepa (target encoder)", 0.70, 10000), row("raw pixels", 0.845, 10000)])
+    assert "does NOT beat raw pixels" in worse

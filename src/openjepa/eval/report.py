@@ -99,10 +99,11 @@ class ProbeTable:
         return next((r for r in self.rows if r["name"] == name), None)
 
     def verdict(self) -> str | None:
-        """'X beats raw pixels by +a.b points (linear); kNN: +c.d points', or 'X does NOT beat ...'.
+        """'X beats raw pixels by +a.b points (linear) ...', 'X does NOT beat ...', or 'X is level with ...'.
 
-        None when the subject or the reference row is missing. "Beats" needs a linear gain that
-        is still positive after rounding to 0.1 points.
+        None when the subject or the reference row is missing. A linear difference smaller than
+        twice its standard error (binomial, on ``n_test`` images per row) is called level: a
+        +1 point gain on 2,000 test images is noise, not a win.
         """
         if not self.rows:
             return None
@@ -113,6 +114,10 @@ class ProbeTable:
         lin = round(100 * (subj["linear"] - ref["linear"]), 1)
         knn = round(100 * (subj["knn"] - ref["knn"]), 1)
         who, base = _short(subj["name"]), self.reference
+        se = _diff_se(subj, ref)
+        if se is not None and abs(lin) < 2 * se:
+            return (f"{who} is level with {base} (linear: {lin:+.1f} points, within 2 standard errors = "
+                    f"{2 * se:.1f}; kNN: {knn:+.1f} points)")
         if lin > 0:
             return f"{who} beats {base} by {lin:+.1f} points (linear); kNN: {knn:+.1f} points"
         return f"{who} does NOT beat {base} (linear: {lin:+.1f} points; kNN: {knn:+.1f} points)"
@@ -141,3 +146,12 @@ class ProbeTable:
 def format_table(rows: list[dict], reference: str = "raw pixels", subject: str | None = None) -> str:
     """:meth:`ProbeTable.format` of ``rows``."""
     return ProbeTable(rows, reference, subject).format()
+
+
+def _diff_se(a: dict, b: dict) -> float | None:
+    """Standard error, in points, of the difference of two linear accuracies (independent binomials)."""
+    na, nb = a.get("n_test"), b.get("n_test")
+    if not na or not nb:
+        return None
+    pa, pb = a["linear"], b["linear"]
+    return 100 * math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
