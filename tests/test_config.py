@@ -68,3 +68,7 @@ def test_paper_recipe():
     assert (cfg.optim.lr, cfg.optim.start_lr, cfg.optim.final_lr, cfg.optim.warmup_epochs) == (1e-3, 2e-4, 1e-6, 40)
     assert (cfg.optim.weight_decay, cfg.optim.final_weight_decay, cfg.optim.ema) == (0.04, 0.4, [0.996, 1.0])
     assert (cfg.model.predictor_depth, cfg.model.predictor_embed_dim) == (12, 384)
+    from openjepa.engine.trainer import plan_steps
+
+    plan = plan_steps(cfg, 1_281_167)  # ImageNet-1k train images
+    assert plan.steps_per_epoch == 625 and plan.total == 300 * 625 and plan.warmup == 40 * 625

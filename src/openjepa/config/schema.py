@@ -20,9 +20,9 @@ class ModelConfig:
     num_frames: int = 1  # frames per clip (1 = images)
     tubelet_size: int = 1  # frames per token (video only)
     drop_path: float = 0.0  # stochastic-depth rate of the encoder
-    predictor_embed_dim: int = 96  # predictor width
-    predictor_depth: int = 3  # predictor depth
-    predictor_heads: int = 3  # predictor attention heads
+    predictor_embed_dim: int = 64  # predictor width
+    predictor_depth: int = 2  # predictor depth
+    predictor_heads: int = 2  # predictor attention heads
     dtype_params: str = "float32"  # parameter dtype (mixed precision is `train.precision`)
 
 
@@ -47,7 +47,7 @@ class MaskConfig:
 class DataConfig:
     name: str = "shapes"  # shapes | digits | fashion_mnist | folder
     root: Optional[str] = None  # data directory (folder: the images; fashion_mnist: the IDX files)
-    batch_size: int = 128  # global batch size (summed over ranks)
+    batch_size: int = 64  # global batch size (summed over ranks)
     num_workers: int = 0  # DataLoader worker processes
     train_size: int = 20000  # shapes: generated training images
     test_size: int = 4000  # shapes: generated test images
@@ -62,26 +62,26 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1.5e-3  # peak learning rate
+    lr: float = 1e-3  # peak learning rate
     start_lr: float = 1e-4  # learning rate at step 0 (warm-up starts here)
     final_lr: float = 1e-5  # learning rate at the last step
     warmup_steps: int = 100  # linear warm-up steps (use warmup_epochs instead to count in epochs)
     warmup_epochs: float = 0.0  # warm-up in epochs (converted to steps; overrides warmup_steps when > 0)
     schedule: str = "cosine"  # cosine | wsd (warmup-stable-decay) | constant
     decay_fraction: float = 0.2  # wsd: fraction of training spent decaying
-    weight_decay: float = 0.04  # weight decay at step 0
-    final_weight_decay: float = 0.4  # weight decay at the last step (cosine)
+    weight_decay: float = 0.04  # weight decay at step 0 (I-JEPA: 0.04)
+    final_weight_decay: float = 0.4  # weight decay at the last step (cosine; I-JEPA: 0.4)
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
     eps: float = 1e-8  # AdamW epsilon
     clip_grad: float = 0.0  # gradient-norm clip (0 = off)
-    ema: List[float] = field(default_factory=lambda: [0.996, 1.0])  # EMA momentum of the target encoder: start, end
+    ema: List[float] = field(default_factory=lambda: [0.99, 1.0])  # EMA momentum of the target encoder: start, end (I-JEPA: 0.996, 1.0)
 
 
 @dataclass
 class TrainConfig:
     method: str = "ijepa"  # registered method name
     loss: str = "smooth_l1"  # l1 | l2 | smooth_l1 (distance between prediction and layer-normed target)
-    steps: int = 0  # optimizer steps (0: use epochs)
+    steps: int = 400  # optimizer steps (0: use epochs)
     epochs: float = 6.0  # training length in epochs when steps is 0
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
     compile: bool = False  # torch.compile the method
@@ -99,8 +99,8 @@ class EvalConfig:
     knn_temperature: float = 0.07  # temperature of the kNN vote weights
     probe_epochs: int = 100  # epochs of the linear probe
     probe_batch_size: int = 1024  # minibatch of the linear probe
-    max_train_samples: int = 20000  # cap on training images used by the probes (0: all)
-    max_test_samples: int = 10000  # cap on test images used by the probes (0: all)
+    max_train_samples: int = 5000  # cap on training images used by the probes (0: all)
+    max_test_samples: int = 2000  # cap on test images used by the probes (0: all)
     baselines: bool = True  # also probe raw pixels and a random-init encoder
 
 
