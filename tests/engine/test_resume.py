@@ -77,3 +77,18 @@ def test_bf16_autocast_path_runs(tmp_path):
     assert summary["steps"] == 2
     state = final_state(tmp_path)
     assert all(v.dtype == torch.float32 for k, v in state["method"].items() if v.is_floating_point())
+
+
+def test_nonfinite_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path, monkeypatch):
+    original = IJEPA.training_step
+
+    def nan_at_3(self, batch, step):
+        out = original(self, batch, step)
+        if step == 3:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(IJEPA, "training_step", nan_at_3)
+    with pytest.raises(FloatingPointError, match="at step 3"):
+        train(load_config(None, tiny(tmp_path, "train.steps=6", "train.ckpt_every=2", "eval.at_end=false")))
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "checkpoints")] == ["step_00000002.pt"]

@@ -49,6 +49,14 @@ def plan_steps(cfg: Config, n_train: int) -> Plan:
     return Plan(total, min(warmup, total), spe)
 
 
+def hparams_at(step: int, plan: Plan, cfg: Config) -> tuple[float, float]:
+    """Learning rate and weight decay at ``step``: pure functions of the step."""
+    o = cfg.optim
+    lr = lr_at(step, plan.total, lr=o.lr, start_lr=o.start_lr, final_lr=o.final_lr, warmup=plan.warmup,
+               schedule=o.schedule, decay_fraction=o.decay_fraction)
+    return lr, wd_at(step, plan.total, weight_decay=o.weight_decay, final_weight_decay=o.final_weight_decay)
+
+
 def prepare(cfg: Config) -> Config:
     """Fill settings the dataset determines (input channels) into the config."""
     info = dataset_info(cfg.data)
@@ -95,25 +103,12 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
     t_last, seen = time.perf_counter(), 0
     for batch in loader:
         step = batch["step"]
-        lr = lr_at(step, plan.total, lr=cfg.optim.lr, start_lr=cfg.optim.start_lr, final_lr=cfg.optim.final_lr,
-                   warmup=plan.warmup, schedule=cfg.optim.schedule, decay_fraction=cfg.optim.decay_fraction)
-        wd = wd_at(step, plan.total, weight_decay=cfg.optim.weight_decay,
-                   final_weight_decay=cfg.optim.final_weight_decay)
+        lr, wd = hparams_at(step, plan, cfg)
         set_hparams(opt, lr, wd)
         batch = to_device(batch, device)
         with autocast(precision, device):
             out = step_fn(batch, step)
-        loss = out.loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}; the last good checkpoint is in "
-                                     f"{ckpt_dir} (resume with --resume after lowering optim.lr)")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.optim.clip_grad > 0:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.clip_grad)
-        scaler.step(opt)
-        scaler.update()
+        optimise(out.loss, step, method, opt, scaler, cfg.optim.clip_grad, ckpt_dir)
         method.after_optimizer_step(step)
 
         done = step + 1
@@ -140,6 +135,21 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
 
         summary["eval"] = evaluate_method(method, cfg, device, run_dir)
     return summary
+
+
+def optimise(loss: torch.Tensor, step: int, method: JEPAMethod, opt: torch.optim.Optimizer,
+             scaler: torch.amp.GradScaler, clip_grad: float, ckpt_dir: Path) -> None:
+    """Backward, optional gradient clipping, optimizer step; a non-finite loss stops the run by name."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} at step {step}; the last good checkpoint is in "
+                                 f"{ckpt_dir} (resume with --resume after lowering optim.lr)")
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad > 0:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(method.parameters(), clip_grad)
+    scaler.step(opt)
+    scaler.update()
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -17,19 +18,19 @@ class StepOutput:
     metrics: dict[str, Tensor | float] = field(default_factory=dict)  # detached scalars to log
 
 
-class JEPAMethod(nn.Module):
-    """Subclasses implement ``training_step``; the engine knows nothing else about them."""
+class JEPAMethod(nn.Module, metaclass=ABCMeta):
+    """Subclasses implement ``training_step`` and ``encode``; the engine knows nothing else about them."""
 
+    @abstractmethod
     def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
-        raise NotImplementedError
+        """One step's loss (and detached metrics) for ``batch``; ``step`` is the global step."""
 
     def after_optimizer_step(self, step: int) -> None:
         """Called after each optimizer step (e.g. the EMA update)."""
 
-    @torch.no_grad()
+    @abstractmethod
     def encode(self, x: Tensor, which: str = "target") -> Tensor:
-        """Frozen features for evaluation: (B, N, D) tokens of the chosen encoder."""
-        raise NotImplementedError
+        """Frozen features for evaluation: (B, N, D) tokens of the chosen encoder (under no_grad)."""
 
     def no_weight_decay(self) -> set[str]:
         """Full parameter names excluded from weight decay (beyond biases and norms)."""
