@@ -18,8 +18,11 @@ def test_train_then_eval(tmp_path, capsys):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and all("loss" in r and "lr" in r for r in rows)
     assert list((run / "tb").iterdir())  # TensorBoard event file
-    assert main(["eval", str(run), "eval.baselines=false"]) == 0
-    assert "ijepa" in capsys.readouterr().out
+    first = (run / "eval.json").read_text()
+    assert main(["eval", str(run), "eval.baselines=false", "eval.encoder=context"]) == 0
+    assert "ijepa (context encoder)" in capsys.readouterr().out
+    assert (run / "eval.json").read_text() == first  # the training-time table is kept
+    assert json.loads((run / "eval_step00000004_context.json").read_text())["rows"][0]["dim"] == 96
 
 
 def test_bad_key_exit_code_and_message(tmp_path, capsys):

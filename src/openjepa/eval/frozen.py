@@ -28,8 +28,8 @@ def _loader(ds, batch_size: int) -> DataLoader:
 
 
 def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_dir: str | Path | None = None,
-                    label: str | None = None) -> list[dict]:
-    """Probe ``method``'s frozen features (and the baselines); print the table; save ``eval.json``."""
+                    label: str | None = None, out_name: str = "eval.json") -> list[dict]:
+    """Probe ``method``'s frozen features (and the baselines); print the table; save ``run_dir/out_name``."""
     info = dataset_info(cfg.data)
     if info.num_classes == 0:
         print("dataset has no labels: skipping the probes (use a labelled dataset to evaluate)")
@@ -60,7 +60,7 @@ def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_d
     method.train(was_training)
     print(format_table(rows))
     if run_dir is not None:
-        out = Path(run_dir) / "eval.json"
+        out = Path(run_dir) / out_name
         out.write_text(json.dumps({"dataset": cfg.data.name, "rows": rows}, indent=2))
         print(f"saved {out}")
     return rows
@@ -94,4 +94,6 @@ def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device:
     cfg = load_config_overrides(cfg, overrides)
     dev = resolve_device(device or cfg.device)
     print(f"evaluating {path} (step {step}) on {cfg.data.name}")
-    return evaluate_method(method.to(dev), cfg, dev, run_dir)
+    # A name of its own, so re-evaluating never overwrites the table written at the end of training.
+    out_name = f"eval_step{step:08d}_{cfg.eval.encoder}.json"
+    return evaluate_method(method.to(dev), cfg, dev, run_dir, out_name=out_name)
