@@ -31,11 +31,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    import torch
+
     from openjepa.registry import create_model, list_models
 
     for name in list_models(args.pattern):
         if args.params:
-            n = sum(p.numel() for p in create_model(name, img_size=32, patch_size=16).parameters())
+            with torch.device("meta"):  # shapes only: no memory, no init time, even for vit_giant
+                model = create_model(name, img_size=224, patch_size=16)
+            n = sum(p.numel() for p in model.parameters() if p.requires_grad)
             print(f"{name:<14} {n / 1e6:8.1f}M params")
         else:
             print(name)

@@ -58,26 +58,30 @@ class StepTagged(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: tuple[int, int, int]):
-        step, pos, index = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
-            x, y = self.dataset[index]
-        return x, y, step, pos
+        return self.__getitems__([key])[0]
 
     def __getitems__(self, keys: list[tuple[int, int, int]]) -> list:
-        """A whole batch at once when the dataset renders batches (``__getitems__``, e.g. ``shapes``).
+        """A batch of items; the caller's RNG state is saved once and restored afterwards.
 
-        The RNG is then seeded once per (step, first position) instead of per item: still a pure
-        function of the step (resume stays exact), but random augmentations of such datasets
-        depend on how the global batch is split over ranks.
+        Datasets that render whole batches (``__getitems__``, e.g. ``shapes``) are called once,
+        seeded by (step, first position): still a pure function of the step (resume stays exact),
+        but their random augmentations then depend on how the global batch is split over ranks.
         """
-        if not hasattr(self.dataset, "__getitems__"):
-            return [self[k] for k in keys]
-        step, pos, _ = keys[0]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
-            items = self.dataset.__getitems__([i for _, _, i in keys])
-        return [(x, y, s, p) for (x, y), (s, p, _) in zip(items, keys)]
+        state = torch.get_rng_state()
+        try:
+            if hasattr(self.dataset, "__getitems__"):
+                step, pos, _ = keys[0]
+                torch.default_generator.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
+                items = self.dataset.__getitems__([i for _, _, i in keys])
+                return [(x, y, s, p) for (x, y), (s, p, _) in zip(items, keys)]
+            out = []
+            for step, pos, index in keys:
+                torch.default_generator.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
+                x, y = self.dataset[index]
+                out.append((x, y, step, pos))
+            return out
+        finally:
+            torch.set_rng_state(state)
 
 
 def step_loader(dataset: Dataset, collate, *, global_batch: int, seed: int, start: int, total: int, rank: int,
