@@ -50,3 +50,27 @@ def test_augmentation_seeded_per_item_not_by_global_rng():
     state = torch.get_rng_state()
     ds[(1, 1, 1)]
     assert torch.equal(state, torch.get_rng_state())  # the training RNG is untouched
+
+
+def test_workers_give_the_same_batches_and_masks():
+    from openjepa.config import load_config
+    from openjepa.data import build_dataset
+    from openjepa.engine.loader import step_loader
+    from openjepa.masks import MaskCollator, build_mask_sampler
+
+    cfg = load_config(None, ["data.train_size=64", "model.img_size=16", "model.patch_size=4", "mask.min_keep=2",
+                             "data.train_transforms=[{name: RandomHorizontalFlip, p: 0.5}]"])
+    ds = build_dataset(cfg.data, "train", 16, seed=0)
+    sampler = build_mask_sampler(cfg.mask, (1, 4, 4), seed=0)
+
+    def batches(workers):
+        loader = step_loader(ds, MaskCollator(sampler, 0), global_batch=16, seed=0, start=0, total=6, rank=0,
+                             world=1, num_workers=workers, pin_memory=False)
+        return list(loader)
+
+    a, b = batches(0), batches(2)
+    for x, y in zip(a, b):
+        assert x["step"] == y["step"]
+        assert torch.equal(x["x"], y["x"]) and torch.equal(x["y"], y["y"])
+        assert torch.equal(x["masks"].context.idx, y["masks"].context.idx)
+        assert torch.equal(x["masks"].targets.idx, y["masks"].targets.idx)
