@@ -36,7 +36,8 @@ def peak_tflops(device: torch.device) -> float | None:
 def bench(name: str, args: argparse.Namespace, device: torch.device, precision: str) -> dict:
     cfg = Config()
     cfg.model.encoder, cfg.model.img_size, cfg.model.patch_size = name, args.img_size, args.patch_size
-    cfg.model.predictor_embed_dim, cfg.model.predictor_depth, cfg.model.predictor_heads = args.pred_dim, args.pred_depth, 4
+    cfg.model.predictor_embed_dim, cfg.model.predictor_depth = args.pred_dim, args.pred_depth
+    cfg.model.predictor_heads = args.pred_heads
     torch.manual_seed(0)
     method = build_method(cfg, total_steps=1000).to(device)
     opt = build_optimizer(method, cfg.optim)
@@ -90,6 +91,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--pred-dim", type=int, default=64)
     p.add_argument("--pred-depth", type=int, default=2)
+    p.add_argument("--pred-heads", type=int, default=4)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--precision", default="auto")

@@ -129,7 +129,8 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
     logger.close()
     ckpt.save_checkpoint(snapshot(method, opt, scaler, plan.total, cfg), ckpt_dir, plan.total, cfg.train.keep_last)
     export_encoder(method, cfg, run_dir / "encoder.safetensors")
-    summary: dict[str, Any] = {"steps": plan.total, "run_dir": str(run_dir)}
+    summary: dict[str, Any] = {"steps": plan.total, "run_dir": str(run_dir), "device": str(device),
+                              "precision": precision}
     if cfg.eval.at_end:
         from openjepa.eval.frozen import evaluate_method
 
