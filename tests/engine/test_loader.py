@@ -74,3 +74,18 @@ def test_workers_give_the_same_batches_and_masks():
         assert torch.equal(x["x"], y["x"]) and torch.equal(x["y"], y["y"])
         assert torch.equal(x["masks"].context.idx, y["masks"].context.idx)
         assert torch.equal(x["masks"].targets.idx, y["masks"].targets.idx)
+
+
+def test_to_device_moves_masks_too():
+    """Every tensor of a batch, mask indices included, lands on the training device (a CUDA run
+    failed in gather when the masks stayed on the CPU)."""
+    from openjepa.config.schema import MaskConfig
+    from openjepa.engine.trainer import to_device
+    from openjepa.masks import build_mask_sampler
+
+    masks = build_mask_sampler(MaskConfig(), (1, 8, 8), seed=0)(4, 0)
+    out = to_device({"x": torch.zeros(4, 3, 8, 8), "masks": masks, "step": 3}, torch.device("meta"))
+    assert out["x"].is_meta and out["step"] == 3
+    tensors = [out["masks"].context.idx, out["masks"].targets.idx, out["masks"].targets.valid]
+    tensors += [] if out["masks"].context.valid is None else [out["masks"].context.valid]
+    assert all(t.is_meta for t in tensors)

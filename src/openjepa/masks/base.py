@@ -42,6 +42,9 @@ class Masks(NamedTuple):
     context: MaskBatch
     targets: MaskBatch
 
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Masks":
+        return Masks(self.context.to(device, non_blocking), self.targets.to(device, non_blocking))
+
 
 class MaskSampler(Protocol):
     """A pure function of (seed, step, rank, sample index) -> masks for a batch.

@@ -18,7 +18,7 @@ LOSSES = ("l1", "l2", "smooth_l1")
 
 def regression_loss(pred: Tensor, target: Tensor, valid: Optional[Tensor] = None, kind: str = "smooth_l1") -> Tensor:
     """Mean over valid tokens of the per-token mean distance. pred, target: (B, K, D); valid: (B, K) bool."""
-    target = target.to(pred.dtype)
+    pred, target = pred.float(), target.float()  # in fp32 even under bf16 autocast: late losses are ~1e-3
     if kind == "l1":
         d = (pred - target).abs()
     elif kind == "l2":
@@ -27,7 +27,7 @@ def regression_loss(pred: Tensor, target: Tensor, valid: Optional[Tensor] = None
         d = F.smooth_l1_loss(pred, target, reduction="none", beta=1.0)
     else:
         raise ValueError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}")
-    per_token = d.float().mean(dim=-1)  # (B, K)
+    per_token = d.mean(dim=-1)  # (B, K)
     if valid is None:
         return per_token.mean()
     w = valid.to(per_token.dtype)
