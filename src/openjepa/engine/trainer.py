@@ -21,6 +21,7 @@ from openjepa.config.load import to_dict, to_yaml
 from openjepa.config.schema import Config
 from openjepa.data import build_dataset, dataset_info
 from openjepa.engine import checkpoint as ckpt
+from openjepa.engine.compile import compile_blocks
 from openjepa.engine.loader import step_loader
 from openjepa.engine.logging import MetricLogger, progress
 from openjepa.engine.optim import build_optimizer, set_hparams
@@ -83,7 +84,7 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
 
     start = 0
     if resume:
-        found = ckpt.load_latest(ckpt_dir, map_location=device)
+        found = ckpt.load_latest(ckpt_dir, map_location="cpu")  # load_state_dict copies onto the device
         if found is None:
             raise FileNotFoundError(f"--resume: no readable checkpoint in {ckpt_dir}")
         path, state = found
@@ -96,7 +97,8 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
     loader = step_loader(dataset, MaskCollator(sampler, cfg.seed), global_batch=cfg.data.batch_size, seed=cfg.seed,
                          start=start, total=plan.total, rank=0, world=1, num_workers=cfg.data.num_workers,
                          pin_memory=device.type == "cuda")
-    step_fn = torch.compile(method.training_step) if cfg.train.compile else method.training_step
+    if cfg.train.compile:
+        compile_blocks(method)
     logger = MetricLogger(run_dir)
     bar = progress(plan.total, start, cfg.train.progress)
     method.train()
@@ -107,7 +109,7 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
         set_hparams(opt, lr, wd)
         batch = to_device(batch, device)
         with autocast(precision, device):
-            out = step_fn(batch, step)
+            out = method.training_step(batch, step)
         optimise(out.loss, step, method, opt, scaler, cfg.optim.clip_grad, ckpt_dir)
         method.after_optimizer_step(step)
 
