@@ -4,7 +4,7 @@ from openjepa.eval.diagnostics import feature_std, rankme
 from openjepa.eval.features import extract_features
 from openjepa.eval.knn import knn_accuracy, knn_classify
 from openjepa.eval.linear import ProbeResult, linear_probe, stratified_split, train_linear_heads
-from openjepa.eval.report import ProbeTable, evaluate_features, format_table
+from openjepa.eval.table import ProbeTable, evaluate_features, format_table
 
 __all__ = [
     "ProbeResult",

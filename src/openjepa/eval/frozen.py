@@ -19,7 +19,7 @@ from openjepa.data import build_dataset, dataset_info, raw_pixels
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine.precision import resolve_device
 from openjepa.eval.features import extract_features
-from openjepa.eval.report import evaluate_features, format_table
+from openjepa.eval.table import evaluate_features, format_table
 from openjepa.methods import JEPAMethod, build_encoder, build_method
 
 

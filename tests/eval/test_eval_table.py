@@ -3,7 +3,7 @@ import json
 import torch
 
 from openjepa.config.schema import EvalConfig
-from openjepa.eval.report import ProbeTable, evaluate_features, format_table
+from openjepa.eval.table import ProbeTable, evaluate_features, format_table
 
 
 def _row(name, linear, knn, dim=192, rankme=40.0):
@@ -50,7 +50,7 @@ def test_evaluate_features_rows():
 
 
 def test_small_differences_are_called_level_not_wins():
-    from openjepa.eval.report import format_table
+    from openjepa.eval.table import format_table
 
     def row(name, lin, n):
         return {"name": name, "dim": 4, "linear": lin, "knn": lin, "rankme": 1.0, "n_test": n}
