@@ -39,6 +39,9 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
         assert torch.equal(a["method"][k], b["method"][k]), k
     for k, v in a["optimizer"]["state"].items():
         assert torch.equal(v["exp_avg"], b["optimizer"]["state"][k]["exp_avg"])
+    # The online monitor (probe head, feature buffer) resumes exactly too.
+    for k, v in a["monitor"]["module"].items():
+        assert torch.equal(v, b["monitor"]["module"][k]), k
 
 
 def test_refuses_to_overwrite_a_run(tmp_path):

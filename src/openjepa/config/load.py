@@ -146,6 +146,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("set train.steps > 0 or train.epochs > 0")
     if len(cfg.optim.ema) != 2:
         raise ConfigError(f"optim.ema={cfg.optim.ema} must be [start, end]")
+    if cfg.monitor.every < 0 or cfg.monitor.buffer < 2 or not 0 <= cfg.monitor.collapse_ratio < 1:
+        raise ConfigError(f"monitor: every={cfg.monitor.every} must be >= 0, buffer={cfg.monitor.buffer} >= 2, "
+                          f"collapse_ratio={cfg.monitor.collapse_ratio} in [0, 1)")
 
 
 def to_yaml(cfg: Config) -> str:

@@ -105,6 +105,15 @@ class EvalConfig:
 
 
 @dataclass
+class MonitorConfig:
+    every: int = 50  # steps between monitor metrics (online probe accuracy, RankMe, spread); 0 = off
+    probe: bool = True  # train an online linear probe on detached features when the data has labels
+    probe_lr: float = 1e-3  # Adam learning rate of the online probe
+    buffer: int = 1024  # pooled features kept for RankMe and spread (the most recent ones)
+    collapse_ratio: float = 0.2  # warn when spread or centred rank falls below this fraction of its start
+
+
+@dataclass
 class Config:
     run_dir: str = "runs/quickstart"  # where checkpoints, logs and results go
     seed: int = 0  # seeds model init, data order, masks and augmentations
@@ -115,3 +124,4 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)

@@ -7,6 +7,7 @@ at the end save the encoder as safetensors and evaluate the frozen features.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -24,6 +25,7 @@ from openjepa.engine import checkpoint as ckpt
 from openjepa.engine.compile import compile_blocks
 from openjepa.engine.loader import step_loader
 from openjepa.engine.logging import MetricLogger, progress
+from openjepa.engine.monitor import TrainingMonitor
 from openjepa.engine.optim import build_optimizer, set_hparams
 from openjepa.engine.precision import autocast, resolve_device, resolve_precision
 from openjepa.engine.schedules import lr_at, wd_at
@@ -81,6 +83,7 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
     method = build_method(cfg, plan.total).to(device)
     opt = build_optimizer(method, cfg.optim)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    monitor = build_monitor(cfg, method, device)
 
     start = 0
     if resume:
@@ -88,7 +91,7 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
         if found is None:
             raise FileNotFoundError(f"--resume: no readable checkpoint in {ckpt_dir}")
         path, state = found
-        start = restore(state, method, opt, scaler)
+        start = restore(state, method, opt, scaler, monitor)
         print(f"resumed from {path} at step {start}")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -103,6 +106,7 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
     bar = progress(plan.total, start, cfg.train.progress)
     method.train()
     t_last, seen = time.perf_counter(), 0
+    shown: dict[str, str] = {}  # progress-bar postfix
     for batch in loader:
         step = batch["step"]
         lr, wd = hparams_at(step, plan, cfg)
@@ -112,10 +116,13 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
             out = method.training_step(batch, step)
         optimise(out.loss, step, method, opt, scaler, cfg.optim.clip_grad, ckpt_dir)
         method.after_optimizer_step(step)
+        if monitor is not None and out.features is not None:
+            monitor.update(out.features, batch["y"])
 
         done = step + 1
         seen += batch["x"].shape[0]
         bar.update(1)
+        metrics: dict[str, float] = {}
         if done % cfg.train.log_every == 0 or done == plan.total:
             now = time.perf_counter()
             ips = seen / max(now - t_last, 1e-9)
@@ -123,20 +130,31 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
             metrics = {k: float(v) for k, v in out.metrics.items()}
             metrics.update(lr=lr, wd=wd, ema=momentum_at(step, plan.total, *cfg.optim.ema), img_per_s=ips,
                            epoch=done / plan.steps_per_epoch)
+            shown.update(loss=f"{metrics['loss']:.4f}", img_s=f"{ips:.0f}", lr=f"{lr:.2e}")
+        if monitor is not None and (done % cfg.monitor.every == 0 or done == plan.total):
+            metrics.update(monitor_metrics(monitor, done, bar))
+            shown.update({k: f"{metrics[k]:.3g}" for k in ("probe_acc", "rankme") if k in metrics})
+        if metrics:
             logger.log(done, metrics)
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}", img_s=f"{ips:.0f}", lr=f"{lr:.2e}")
+            bar.set_postfix(shown)
         if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0 and done < plan.total:
-            ckpt.save_checkpoint(snapshot(method, opt, scaler, done, cfg), ckpt_dir, done, cfg.train.keep_last)
+            ckpt.save_checkpoint(snapshot(method, opt, scaler, done, cfg, monitor), ckpt_dir, done, cfg.train.keep_last)
     bar.close()
     logger.close()
-    ckpt.save_checkpoint(snapshot(method, opt, scaler, plan.total, cfg), ckpt_dir, plan.total, cfg.train.keep_last)
+    final = snapshot(method, opt, scaler, plan.total, cfg, monitor)
+    ckpt.save_checkpoint(final, ckpt_dir, plan.total, cfg.train.keep_last)
     export_encoder(method, cfg, run_dir / "encoder.safetensors")
+    warning = None if monitor is None else monitor.warning
     summary: dict[str, Any] = {"steps": plan.total, "run_dir": str(run_dir), "device": str(device),
-                              "precision": precision}
+                               "precision": precision, "collapse_warning": warning and warning["message"],
+                               "collapse": warning}
+    if warning is not None:
+        print(f"WARNING: {warning['message']}")
     if cfg.eval.at_end:
         from openjepa.eval.frozen import evaluate_method
 
         summary["eval"] = evaluate_method(method, cfg, device, run_dir)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -161,20 +179,41 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def snapshot(method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int,
-             cfg: Config) -> dict:
+             cfg: Config, monitor: TrainingMonitor | None = None) -> dict:
     """Everything a resumed run needs; data order and masks follow from (seed, step)."""
     return {"step": step, "method": method.state_dict(), "optimizer": opt.state_dict(),
             "scaler": scaler.state_dict(), "rng": ckpt.rng_state(), "config": to_dict(cfg),
-            "format": "openjepa-checkpoint-v1"}
+            "monitor": None if monitor is None else monitor.extra_state(), "format": "openjepa-checkpoint-v1"}
 
 
-def restore(state: dict, method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> int:
+def restore(state: dict, method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+            monitor: TrainingMonitor | None = None) -> int:
     ckpt.load_state_strict(method, state["method"], "method")
     opt.load_state_dict(state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
+    if monitor is not None and state.get("monitor"):
+        monitor.load_extra_state(state["monitor"])
     ckpt.set_rng_state(state["rng"])
     return int(state["step"])
+
+
+def build_monitor(cfg: Config, method: JEPAMethod, device: torch.device) -> TrainingMonitor | None:
+    """The online monitor (probe, RankMe, spread, collapse warning), or None when ``monitor.every`` is 0."""
+    if cfg.monitor.every <= 0:
+        return None
+    num_classes = dataset_info(cfg.data).num_classes
+    return TrainingMonitor(method.encoder.embed_dim, num_classes, cfg.monitor).to(device)
+
+
+def monitor_metrics(monitor: TrainingMonitor, step: int, bar: Any) -> dict[str, float]:
+    """The monitor's metrics at ``step``; prints the collapse warning the first time it is raised."""
+    had_warning = monitor.warning is not None
+    metrics = monitor.compute(step)
+    if monitor.warning is not None and not had_warning:
+        bar.write(f"WARNING: {monitor.warning['message']}")
+        log.warning(monitor.warning["message"])
+    return metrics
 
 
 def export_encoder(method: JEPAMethod, cfg: Config, path: Path) -> None:

@@ -16,6 +16,7 @@ from openjepa.config.schema import Config
 class StepOutput:
     loss: Tensor  # scalar, requires grad
     metrics: dict[str, Tensor | float] = field(default_factory=dict)  # detached scalars to log
+    features: Tensor | None = None  # (B, D) detached pooled target features, for online monitoring
 
 
 class JEPAMethod(nn.Module, metaclass=ABCMeta):

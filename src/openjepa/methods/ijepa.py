@@ -35,14 +35,16 @@ class IJEPA(JEPAMethod):
         n = masks.targets.idx.shape[1]  # target blocks per sample
         tgt = masks.targets.flatten_blocks()  # idx (B*n, Kt)
         with torch.no_grad():
-            h = normalized_targets(self.target(x))  # (B, N, D)
+            t = self.target(x)  # (B, N, D)
+            h = normalized_targets(t)
             h = apply_masks(repeat_for_blocks(h, n), tgt.idx)  # (B*n, Kt, D)
         z = self.encoder(x, masks.context)  # (B, Kc, D)
         ctx = masks.context
         ctx = MaskBatch(repeat_for_blocks(ctx.idx, n), None if ctx.valid is None else repeat_for_blocks(ctx.valid, n))
         pred = self.predictor(repeat_for_blocks(z, n), ctx, tgt)  # (B*n, Kt, D)
         loss = regression_loss(pred, h, tgt.valid, self.loss)
-        return StepOutput(loss, {"loss": loss.detach(), "pred_std": _std(pred), "target_std": _std(h)})
+        return StepOutput(loss, {"loss": loss.detach(), "pred_std": _std(pred), "target_std": _std(h)},
+                          features=t.mean(dim=1).float())  # (B, D) pooled, as the probes see them
 
     def after_optimizer_step(self, step: int) -> None:
         self.target.update(self.encoder, momentum_at(step, self.total_steps, *self.ema))
