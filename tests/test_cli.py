@@ -59,3 +59,35 @@ def test_load_pretrained_matches_checkpoint(tmp_path):
     a, b = load_pretrained(run), load_pretrained(run / "checkpoints" / "step_00000002.pt")
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(a(x), b(x))
+
+
+def test_eval_protocols_attentive_lowshot_end_to_end(tmp_path, capsys):
+    import pytest
+    from safetensors import safe_open
+
+    run = tmp_path / "run"
+    assert main(["train", *tiny(run, "train.steps=2", "eval.at_end=false")]) == 0
+    capsys.readouterr()
+    # overrides after --protocol are still overrides
+    assert main(["eval", str(run), "--protocol", "attentive", "lowshot", "eval.attentive_epochs=2",
+                 "eval.lowshot_seeds=2", "eval.probe_epochs=3"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("features "))
+    assert [c.strip() for c in header.split("|")] == ["features", "dim", "attentive", "1-shot", "5-shot", "1%",
+                                                      "10%", "RankMe"]
+    assert " ± " in out
+    doc = json.loads((run / "eval_step00000002_target.json").read_text())
+    assert doc["protocols"] == ["attentive", "lowshot"] and doc["step"] == 2
+    row = doc["rows"][0]
+    assert 0.0 <= row["attentive"] <= 1.0 and "linear" not in row
+    assert list(row["lowshot"]) == ["1-shot", "5-shot", "1%", "10%"]
+    assert row["lowshot"]["5-shot"]["n_labelled"] == 50 and len(row["lowshot"]["5-shot"]["accuracies"]) == 2
+    with safe_open(str(run / "features" / "step00000002_target_train.safetensors"), "pt") as f:
+        assert "tokens" in f.keys()
+
+    assert main(["eval", str(run), "--protocol", "linear", "knnn"]) == 2
+    err = capsys.readouterr().err
+    assert "'knnn'" in err and "choose from: linear, attentive, knn, lowshot" in err
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "--protocol {linear,attentive,knn,lowshot}" in capsys.readouterr().out

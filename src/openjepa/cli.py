@@ -26,7 +26,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from openjepa.eval.frozen import evaluate_checkpoint
 
-    evaluate_checkpoint(args.checkpoint, args.overrides, device=args.device)
+    protocols = args.protocol
+    if protocols is not None:
+        # "--protocol knn eval.knn_k=10": argparse gives the trailing override to --protocol; hand it back.
+        args.overrides = [*args.overrides, *(p for p in protocols if "=" in p)]
+        protocols = [p for p in protocols if "=" not in p]
+    evaluate_checkpoint(args.checkpoint, args.overrides, device=args.device, protocols=protocols)
     return 0
 
 
@@ -57,6 +62,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from openjepa.config.schema import EVAL_PROTOCOLS
+
     p = argparse.ArgumentParser(prog="openjepa", description="Joint-Embedding Predictive Architectures: "
                                 "pretrain, evaluate and inspect JEPA models.", epilog=EPILOG)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,11 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="frozen-feature evaluation (linear probe, kNN, RankMe) of a checkpoint",
-                       epilog=EPILOG)
+    e = sub.add_parser("eval", help="frozen-feature evaluation (linear/attentive probe, kNN, low-shot, RankMe) "
+                       "of a checkpoint", epilog=EPILOG + " Features are cached in RUN/features and reused.")
     e.add_argument("checkpoint", help="run directory or checkpoint file (.pt)")
     e.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. eval.knn_k=10 eval.baselines=false")
     e.add_argument("--device", default=None, help="device for evaluation (default: the run's setting)")
+    e.add_argument("--protocol", nargs="+", default=None, metavar="{" + ",".join(EVAL_PROTOCOLS) + "}",
+                   help="protocols to run, several allowed (default: eval.protocols, i.e. linear knn): "
+                   "linear = lr x wd grid of linear heads on pooled features; attentive = V-JEPA cross-attention "
+                   "probe on patch tokens (eval.attentive_*); knn = temperature-weighted cosine kNN (eval.knn_k); "
+                   "lowshot = linear probe on k-shot and 1%%/10%% label subsets, mean ± std over seeds "
+                   "(eval.lowshot_*)")
     e.set_defaults(func=_cmd_eval)
 
     m = sub.add_parser("models", help="list registered models")

@@ -56,3 +56,20 @@ def test_cuda_autocast_returns_float32_cpu():
     feats, labels = extract_features(lin, DataLoader(TensorDataset(x, y), batch_size=5), "cuda", progress=False)
     assert feats.device.type == "cpu" and feats.dtype == torch.float32 and feats.shape == (16, 6)
     torch.testing.assert_close(feats, lin.cpu()(x).mean(1).detach(), atol=0.05, rtol=0.05)
+
+
+def test_extract_keeps_float16_tokens_and_pixel_patches_match_unfold():
+    from openjepa.eval.features import extract, pixel_patches
+
+    x, y = _data()
+    f = extract(lambda b: b * 2.0, DataLoader(TensorDataset(x, y), batch_size=8), "cpu", max_items=20,
+                progress=False, keep_tokens=True)
+    assert f.tokens.dtype == torch.float16 and f.tokens.shape == (20, 3, 4)
+    torch.testing.assert_close(f.tokens, (x[:20] * 2.0).half())
+    torch.testing.assert_close(f.x, (x[:20] * 2.0).mean(1))
+    assert extract(lambda b: b, DataLoader(TensorDataset(x, y), batch_size=8), "cpu", progress=False).tokens is None
+    img = torch.randn(2, 3, 8, 12)
+    want = torch.nn.functional.unfold(img, kernel_size=4, stride=4).transpose(1, 2)  # (B, T, C*p*p), (C, p, p) order
+    assert torch.equal(pixel_patches(img, 4), want)
+    with pytest.raises(ValueError):
+        pixel_patches(img, 5)

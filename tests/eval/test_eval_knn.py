@@ -47,3 +47,19 @@ def test_knn_accuracy_on_clusters_and_self():
     x = centers[y] + torch.randn(400, 16, generator=g)
     assert knn_accuracy(x, y, x, y, k=1) == 1.0  # each point is its own nearest neighbour
     assert knn_accuracy(x[:300], y[:300], x[300:], y[300:], k=20) > 0.95
+
+
+def test_knn_protocol_row_equals_brute_force():
+    """Routed through the protocol choice (evaluate_features), kNN still equals the numpy reference."""
+    from openjepa.config.schema import EvalConfig
+    from openjepa.eval.table import evaluate_features
+
+    rng = np.random.default_rng(1)
+    train_x, test_x = rng.normal(size=(150, 6)), rng.normal(size=(50, 6))
+    train_y, test_y = rng.integers(0, 3, size=150), rng.integers(0, 3, size=50)
+    cfg = EvalConfig(knn_k=7, knn_temperature=0.2, max_train_samples=0, max_test_samples=0)
+    t = lambda a, dt=torch.float32: torch.tensor(a, dtype=dt)  # noqa: E731
+    rows = evaluate_features({"random": (t(train_x), t(train_y, torch.int64), t(test_x), t(test_y, torch.int64))},
+                             cfg, seed=0, protocols=["knn"])
+    want = (_reference(train_x, train_y, test_x, 7, 0.2, 3) == test_y).mean()
+    assert rows[0]["knn"] == pytest.approx(want) and "linear" not in rows[0]

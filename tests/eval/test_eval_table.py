@@ -61,3 +61,41 @@ def test_small_differences_are_called_level_not_wins():
     assert "beats raw pixels by +5.5 points" in clear
     worse = format_table([row("ijepa (target encoder)", 0.70, 10000), row("raw pixels", 0.845, 10000)])
     assert "does NOT beat raw pixels" in worse
+
+
+def test_protocol_columns_lowshot_mean_std_and_attentive_verdict():
+    def row(name, att, dim=96):
+        return {"name": name, "dim": dim, "attentive": att, "rankme": 3.0, "n_test": 10000,
+                "lowshot": {"1-shot": {"mean": att - 0.2, "std": 0.031, "accuracies": [0.1, 0.2, 0.3]},
+                            "10%": {"mean": att - 0.1, "std": 0.0, "accuracies": [0.1, 0.2, 0.3]}}}
+
+    text = format_table([row("ijepa (target encoder)", 0.9), row("raw pixels", 0.8, dim=768)])
+    lines = text.splitlines()
+    assert [c.strip() for c in lines[0].split("|")] == ["features", "dim", "attentive", "1-shot", "10%", "RankMe"]
+    assert "70.0 ± 3.1%" in lines[2] and "80.0 ± 0.0%" in lines[2] and "90.0%" in lines[2]
+    assert len({len(l) for l in lines[:4]}) == 1
+    assert "mean ± std over 3 label subsets" in text
+    assert lines[-1] == "ijepa beats raw pixels by +10.0 points (attentive)"
+
+
+def test_evaluate_features_protocol_choice_and_attentive_without_tokens(capsys):
+    import pytest
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(120) % 3
+    x = torch.randn(3, 8, generator=g)[y] * 3 + torch.randn(120, 8, generator=g)
+    cfg = EvalConfig(probe_epochs=5, probe_batch_size=64, max_train_samples=0, max_test_samples=0,
+                     lowshot_shots=[2], lowshot_fractions=[], lowshot_seeds=2, attentive_epochs=1)
+    rows = evaluate_features({"blobs": (x[:90], y[:90], x[90:], y[90:])}, cfg, seed=0,
+                             protocols=["lowshot", "attentive"])
+    assert "skipped" in capsys.readouterr().out
+    r = rows[0]
+    assert r["attentive"] is None and "linear" not in r and "knn" not in r
+    assert list(r["lowshot"]) == ["2-shot"] and r["lowshot"]["2-shot"]["n_labelled"] == 6
+    tokens = torch.randn(120, 4, 8, generator=g)
+    rows = evaluate_features({"tok": (x[:90], y[:90], x[90:], y[90:], tokens[:90], tokens[90:])}, cfg, seed=0,
+                             protocols=["attentive"])
+    assert 0.0 <= rows[0]["attentive"] <= 1.0 and rows[0]["tokens"] == [4, 8] and rows[0]["attentive_heads"] == 4
+    json.dumps(rows)
+    with pytest.raises(ValueError, match="choose from: linear, attentive, knn, lowshot"):
+        evaluate_features({"blobs": (x, y, x, y)}, cfg, seed=0, protocols=["linaer"])

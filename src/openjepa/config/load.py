@@ -15,7 +15,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from openjepa.config.schema import Config
+from openjepa.config.schema import EVAL_PROTOCOLS, Config
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the repo's configs/ (editable installs)
 
@@ -149,6 +149,33 @@ def validate(cfg: Config) -> None:
     if cfg.monitor.every < 0 or cfg.monitor.buffer < 2 or not 0 <= cfg.monitor.collapse_ratio < 1:
         raise ConfigError(f"monitor: every={cfg.monitor.every} must be >= 0, buffer={cfg.monitor.buffer} >= 2, "
                           f"collapse_ratio={cfg.monitor.collapse_ratio} in [0, 1)")
+    _validate_eval(cfg)
+
+
+def check_protocols(protocols: Sequence[str], key: str = "eval.protocols") -> list[str]:
+    """``protocols`` as a list, each one of :data:`EVAL_PROTOCOLS` (duplicates dropped, order kept)."""
+    if isinstance(protocols, str) or not protocols:
+        raise ConfigError(f"{key}={protocols!r} must be a non-empty list; choose from: {', '.join(EVAL_PROTOCOLS)}")
+    bad = [p for p in protocols if p not in EVAL_PROTOCOLS]
+    if bad:
+        raise ConfigError(f"{key}: unknown protocol {bad[0]!r}; choose from: {', '.join(EVAL_PROTOCOLS)}")
+    return list(dict.fromkeys(protocols))
+
+
+def _validate_eval(cfg: Config) -> None:
+    ev = cfg.eval
+    check_protocols(ev.protocols)
+    if not ev.attentive_lrs or min(ev.attentive_lrs) <= 0:
+        raise ConfigError(f"eval.attentive_lrs={ev.attentive_lrs} must be a non-empty list of positive rates")
+    for key in ("attentive_epochs", "attentive_batch_size", "attentive_heads", "attentive_queries", "lowshot_seeds"):
+        if getattr(ev, key) < 1:
+            raise ConfigError(f"eval.{key}={getattr(ev, key)} must be at least 1")
+    if any(k < 1 for k in ev.lowshot_shots):
+        raise ConfigError(f"eval.lowshot_shots={ev.lowshot_shots} must hold counts >= 1")
+    if any(not 0 < f <= 1 for f in ev.lowshot_fractions):
+        raise ConfigError(f"eval.lowshot_fractions={ev.lowshot_fractions} must hold fractions in (0, 1]")
+    if "lowshot" in ev.protocols and not (ev.lowshot_shots or ev.lowshot_fractions):
+        raise ConfigError("eval.protocols has lowshot but eval.lowshot_shots and eval.lowshot_fractions are both empty")
 
 
 def to_yaml(cfg: Config) -> str:

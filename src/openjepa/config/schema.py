@@ -91,6 +91,9 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
 
 
+EVAL_PROTOCOLS = ("linear", "attentive", "knn", "lowshot")  # eval.protocols / --protocol choices
+
+
 @dataclass
 class EvalConfig:
     at_end: bool = True  # evaluate (probe table) when training ends
@@ -102,6 +105,19 @@ class EvalConfig:
     max_train_samples: int = 5000  # cap on training images used by the probes (0: all)
     max_test_samples: int = 2000  # cap on test images used by the probes (0: all)
     baselines: bool = True  # also probe raw pixels and a random-init encoder
+    protocols: List[str] = field(default_factory=lambda: ["linear", "knn"])  # linear | attentive | knn | lowshot
+    cache: bool = True  # reuse extracted features cached in run_dir/features
+    attentive_epochs: int = 10  # epochs of the attentive probe (V-JEPA: 20)
+    attentive_batch_size: int = 256  # minibatch of the attentive probe
+    attentive_lrs: List[float] = field(default_factory=lambda: [1e-3, 3e-3, 1e-2])  # attentive probe lrs, best on held-out train
+    attentive_wd: float = 1e-3  # AdamW weight decay of the attentive probe (V-JEPA ImageNet: 1e-3)
+    attentive_heads: int = 4  # attentive probe heads (lowered to divide the token dim)
+    attentive_queries: int = 1  # learned query tokens of the probe (V-JEPA: 1)
+    lowshot_shots: List[int] = field(default_factory=lambda: [1, 5])  # low-shot: labelled images per class
+    lowshot_fractions: List[float] = field(default_factory=lambda: [0.01, 0.1])  # low-shot: label fractions (per class, >= 1)
+    lowshot_seeds: int = 3  # low-shot: label subsets drawn per setting (reported as mean ± std)
+    lowshot_lr: float = 1e-2  # low-shot probe lr (fixed: too few labels to hold out)
+    lowshot_wd: float = 1e-3  # low-shot linear probe weight decay (fixed, as lowshot_lr)
 
 
 @dataclass

@@ -153,7 +153,7 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
     if cfg.eval.at_end:
         from openjepa.eval.frozen import evaluate_method
 
-        summary["eval"] = evaluate_method(method, cfg, device, run_dir)
+        summary["eval"] = evaluate_method(method, cfg, device, run_dir, step=plan.total)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

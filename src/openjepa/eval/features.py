@@ -1,14 +1,18 @@
 """Frozen-feature extraction: run an encoder over a loader once, keep pooled features on the CPU.
 
-Every evaluation in ``openjepa.eval`` (linear probe, kNN, RankMe) works on the (N, D) float32
-tensors this returns, so the encoder runs once per split no matter how many probes follow.
-Token outputs (B, N, D) are average-pooled over tokens, the frozen-feature protocol of I-JEPA
-(Assran et al. 2023, arXiv 2301.08243, Sec. 5: "average pool ... of the target encoder").
+Every evaluation in ``openjepa.eval`` (linear probe, kNN, low-shot, RankMe) works on the (N, D)
+float32 tensors this returns, so the encoder runs once per split no matter how many probes follow
+(and :mod:`openjepa.eval.cache` keeps them on disk between runs). Token outputs (B, N, D) are
+average-pooled over tokens, the frozen-feature protocol of I-JEPA (Assran et al. 2023, arXiv
+2301.08243, Sec. 5: "average pool ... of the target encoder"). The attentive probe (V-JEPA, Bardes
+et al. 2024, arXiv 2404.08471) pools the tokens itself, so :func:`extract` can also keep them,
+as float16 (half the memory; the probe computes in float32).
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -49,6 +53,92 @@ def _total_items(loader: DataLoader, max_items: int) -> int | None:
     return min(n, max_items) if max_items > 0 else n
 
 
+@dataclass
+class Features:
+    """One split's frozen features, on the CPU."""
+
+    x: Tensor  # (N, D) float32 pooled features
+    y: Tensor  # (N,) int64 labels
+    tokens: Tensor | None = None  # (N, T, Dt) float16 patch tokens, kept for the attentive probe only
+
+
+def _as_tokens(z: Tensor) -> Tensor:
+    if z.ndim != 3:
+        raise ValueError(f"keeping tokens needs encode_fn to return (B, N, D), got shape {tuple(z.shape)}")
+    return z
+
+
+def pixel_patches(x: Tensor, patch_size: int) -> Tensor:
+    """(B, C, H, W) images -> (B, (H/p)(W/p), C*p*p) non-overlapping patches in raster order.
+
+    The raw-pixel baseline's "tokens" for the attentive probe: each patch flattened in the
+    (C, p, p) order of a ViT's patch-embedding weights.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"pixel patches need (B, C, H, W) images, got shape {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    p = patch_size
+    if h % p or w % p:
+        raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {p}")
+    x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, H/p, W/p, C, p, p)
+    return x.reshape(b, (h // p) * (w // p), c * p * p)
+
+
+def extract(
+    encode_fn: Callable[[Tensor], Tensor],
+    loader: DataLoader,
+    device: torch.device | str,
+    max_items: int = 0,
+    progress: bool = True,
+    keep_tokens: bool = False,
+    pool: Callable[[Tensor], Tensor] = _pool,
+    tokenize: Callable[[Tensor], Tensor] = _as_tokens,
+) -> Features:
+    """Encode every batch of ``loader``: pooled features, labels and (``keep_tokens``) the tokens.
+
+    ``encode_fn(x)`` gets ``x`` on ``device`` and returns ``z``; the pooled features are
+    ``pool(z)`` (default: (B, D) kept, (B, N, D) averaged over N) and the tokens ``tokenize(z)``
+    (default: ``z`` itself, which must then be (B, N, D)). It runs under ``torch.no_grad()`` and,
+    on CUDA, bf16 autocast. Put the model in eval mode before calling. ``max_items > 0`` stops
+    after that many items (the loader's first ones).
+    """
+    device = torch.device(device)
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    total = _total_items(loader, max_items)
+    feats: list[Tensor] = []
+    labels: list[Tensor] = []
+    tokens: list[Tensor] = []
+    seen = 0
+    with torch.no_grad(), tqdm(
+        total=total, disable=not progress, unit="img", desc="features", dynamic_ncols=True
+    ) as bar:
+        for batch in loader:
+            x, y = _split_batch(batch)
+            if max_items > 0:
+                take = min(x.shape[0], max_items - seen)
+                x, y = x[:take], y[:take]
+            with autocast:
+                z = encode_fn(x.to(device, non_blocking=True))
+                pooled = pool(z)
+            if pooled.shape[0] != y.shape[0]:
+                raise ValueError(f"encode_fn returned {pooled.shape[0]} rows for a batch of {y.shape[0]}")
+            feats.append(pooled.float().cpu())
+            labels.append(y.long().cpu())
+            if keep_tokens:
+                tokens.append(tokenize(z).to(torch.float16).cpu())
+            seen += y.shape[0]
+            bar.update(y.shape[0])
+            if 0 < max_items <= seen:
+                break
+    if not feats:
+        raise ValueError("the loader yielded no batches")
+    return Features(torch.cat(feats), torch.cat(labels), torch.cat(tokens) if keep_tokens else None)
+
+
 def extract_features(
     encode_fn: Callable[[Tensor], Tensor],
     loader: DataLoader,
@@ -62,35 +152,5 @@ def extract_features(
     It runs under ``torch.no_grad()`` and, on CUDA, bf16 autocast. Put the model in eval mode
     before calling. ``max_items > 0`` stops after that many items (the loader's first ones).
     """
-    device = torch.device(device)
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
-    total = _total_items(loader, max_items)
-    feats: list[Tensor] = []
-    labels: list[Tensor] = []
-    seen = 0
-    with torch.no_grad(), tqdm(
-        total=total, disable=not progress, unit="img", desc="features", dynamic_ncols=True
-    ) as bar:
-        for batch in loader:
-            x, y = _split_batch(batch)
-            if max_items > 0:
-                take = min(x.shape[0], max_items - seen)
-                x, y = x[:take], y[:take]
-            with autocast:
-                z = _pool(encode_fn(x.to(device, non_blocking=True)))
-            if z.shape[0] != y.shape[0]:
-                raise ValueError(f"encode_fn returned {z.shape[0]} rows for a batch of {y.shape[0]}")
-            feats.append(z.float().cpu())
-            labels.append(y.long().cpu())
-            seen += y.shape[0]
-            bar.update(y.shape[0])
-            if 0 < max_items <= seen:
-                break
-    if not feats:
-        raise ValueError("the loader yielded no batches")
-    return torch.cat(feats), torch.cat(labels)
-
+    f = extract(encode_fn, loader, device, max_items, progress)
+    return f.x, f.y

@@ -1,67 +1,125 @@
 """Frozen-feature evaluation of a trained method beside honest baselines.
 
-Rows: the trained encoder's pooled tokens, the same architecture at random init, and raw pixels,
-each probed with the same linear probe and kNN, with RankMe. Saved as ``eval.json`` in the run.
+Rows: the trained encoder's tokens, the same architecture at random init, and raw pixels, each
+evaluated with the same protocols (``eval.protocols``: linear probe, attentive probe, kNN,
+low-shot; see :mod:`openjepa.eval.table`), with RankMe. Features are extracted once per feature
+set and split and, for a checkpoint of a run, cached in ``run_dir/features`` (see
+:mod:`openjepa.eval.cache`). For the attentive probe, raw pixels use non-overlapping
+``model.patch_size`` patches of pixels as their tokens. Saved as ``eval.json`` (end of training) or
+``eval_step{N}_{encoder}.json`` (``openjepa eval``) in the run.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
-from torch.utils.data import DataLoader
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
-from openjepa.config.load import from_dict, load_config_overrides
+from openjepa.config.load import check_protocols, from_dict, load_config_overrides, to_dict
 from openjepa.config.schema import Config
-from openjepa.data import build_dataset, dataset_info, raw_pixels
+from openjepa.data import build_dataset, dataset_info
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine.precision import resolve_device
-from openjepa.eval.features import extract_features
-from openjepa.eval.table import evaluate_features, format_table
+from openjepa.eval import cache
+from openjepa.eval.features import Features, extract, pixel_patches
+from openjepa.eval.table import FeatureSplits, evaluate_features, format_table
 from openjepa.methods import JEPAMethod, build_encoder, build_method
 
+_SPLITS = ("train", "test")
+_DATA_KEYS = ("name", "root", "train_size", "test_size", "val_fraction", "eval_transforms", "mean", "std")
 
-def _loader(ds, batch_size: int) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+
+class _FeatureSource:
+    """Extracts (or loads from the cache) one feature set's splits; builds the datasets only on a miss."""
+
+    def __init__(self, cfg: Config, device: torch.device, cache_dir: Path | None, keep_tokens: bool):
+        self.cfg, self.device, self.cache_dir, self.keep_tokens = cfg, device, cache_dir, keep_tokens
+        self._datasets: dict[str, Dataset] = {}
+
+    def dataset(self, split: str) -> Dataset:
+        if split not in self._datasets:
+            c = self.cfg
+            self._datasets[split] = build_dataset(c.data, split, c.model.img_size, seed=c.seed, train=False)
+        return self._datasets[split]
+
+    def key(self, name: str, split: str, weights: str, step: int | None) -> dict:
+        """Everything the cached features of ``name``/``split`` depend on (see :mod:`openjepa.eval.cache`)."""
+        c, ev = self.cfg, self.cfg.eval
+        data = to_dict(c)["data"]
+        return {"source": name, "split": split, "step": step, "weights": weights,
+                "max_items": ev.max_train_samples if split == "train" else ev.max_test_samples,
+                "img_size": c.model.img_size, "patch_size": c.model.patch_size, "seed": c.seed,
+                "precision": "bf16" if self.device.type == "cuda" else "fp32",
+                "data": {k: data[k] for k in _DATA_KEYS}}
+
+    def splits(self, name: str, encode: Callable[[Tensor], Tensor], weights: str, step: int | None = None,
+               pool: Callable[[Tensor], Tensor] | None = None,
+               tokenize: Callable[[Tensor], Tensor] | None = None) -> FeatureSplits:
+        """Train and test features of ``encode``, cached as ``name_{split}`` when there is a cache dir.
+
+        ``weights`` fingerprints the encoder and ``step`` is the checkpoint's (None for the
+        baselines, which do not change with training).
+        """
+        out: list[Features] = []
+        for split in _SPLITS:
+            key = self.key(name, split, weights, step)
+            path = cache.cache_path(self.cache_dir, name, split) if self.cache_dir is not None else None
+            feats = cache.load_features(path, key, self.keep_tokens) if path is not None else None
+            if feats is None:
+                ev = self.cfg.eval
+                loader = DataLoader(self.dataset(split), batch_size=256, shuffle=False, num_workers=0)
+                kw = {k: v for k, v in (("pool", pool), ("tokenize", tokenize)) if v is not None}
+                feats = extract(encode, loader, self.device, ev.max_train_samples if split == "train" else
+                                ev.max_test_samples, self.cfg.train.progress, self.keep_tokens, **kw)
+                if path is not None:
+                    print(f"features: cached {cache.save_features(path, feats, key)}")
+            out.append(feats)
+        tr, te = out
+        return FeatureSplits(tr.x, tr.y, te.x, te.y, tr.tokens, te.tokens)
 
 
 def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_dir: str | Path | None = None,
-                    label: str | None = None, out_name: str = "eval.json") -> list[dict]:
-    """Probe ``method``'s frozen features (and the baselines); print the table; save ``run_dir/out_name``."""
+                    label: str | None = None, out_name: str = "eval.json", step: int | None = None,
+                    protocols: Sequence[str] | None = None) -> list[dict]:
+    """Evaluate ``method``'s frozen features (and the baselines); print the table; save ``run_dir/out_name``.
+
+    ``protocols`` (default ``cfg.eval.protocols``) are any of linear, attentive, knn, lowshot.
+    With a ``run_dir``, a ``step`` and ``cfg.eval.cache``, features are cached in
+    ``run_dir/features`` and reused by later evaluations of the same checkpoint and settings.
+    """
+    protocols = check_protocols(list(cfg.eval.protocols if protocols is None else protocols), "protocols")
     info = dataset_info(cfg.data)
     if info.num_classes == 0:
         print("dataset has no labels: skipping the probes (use a labelled dataset to evaluate)")
         return []
     ev = cfg.eval
-    train_ds = build_dataset(cfg.data, "train", cfg.model.img_size, seed=cfg.seed, train=False)
-    test_ds = build_dataset(cfg.data, "test", cfg.model.img_size, seed=cfg.seed, train=False)
-    bs = 256
+    device = torch.device(device)
+    cache_dir = Path(run_dir) / "features" if run_dir is not None and step is not None and ev.cache else None
+    src = _FeatureSource(cfg, device, cache_dir, keep_tokens="attentive" in protocols)
     was_training = method.training
     method.eval()
-
-    def feats(encode) -> tuple:
-        tr = extract_features(encode, _loader(train_ds, bs), device, ev.max_train_samples, cfg.train.progress)
-        te = extract_features(encode, _loader(test_ds, bs), device, ev.max_test_samples, cfg.train.progress)
-        return (*tr, *te)
-
     name = label or f"{cfg.train.method} ({ev.encoder} encoder)"
-    sets = {name: feats(lambda x: method.encode(x, ev.encoder))}
+    sets = {name: src.splits(f"step{step or 0:08d}_{ev.encoder}", lambda x: method.encode(x, ev.encoder),
+                             cache.fingerprint(method), step)}
     if ev.baselines:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + 1)
             rand = build_encoder(cfg).to(device).eval()
-        sets["random-init encoder"] = feats(rand)
-        tr = raw_pixels(train_ds, ev.max_train_samples)
-        te = raw_pixels(test_ds, ev.max_test_samples)
-        sets["raw pixels"] = (*tr, *te)
-    rows = evaluate_features(sets, ev, cfg.seed, device=device)
+        sets["random-init encoder"] = src.splits("baseline-random", rand, cache.fingerprint(rand))
+        p = cfg.model.patch_size
+        sets["raw pixels"] = src.splits("baseline-pixels", lambda x: x, "raw-pixels",
+                                        pool=lambda x: x.flatten(1).float(), tokenize=lambda x: pixel_patches(x, p))
+    rows = evaluate_features(sets, ev, cfg.seed, device=device, protocols=protocols)
     method.train(was_training)
     print(format_table(rows))
     if run_dir is not None:
         out = Path(run_dir) / out_name
-        out.write_text(json.dumps({"dataset": cfg.data.name, "rows": rows}, indent=2))
+        doc = {"dataset": cfg.data.name, "step": step, "encoder": ev.encoder, "protocols": protocols, "rows": rows}
+        out.write_text(json.dumps(doc, indent=2))
         print(f"saved {out}")
     return rows
 
@@ -88,12 +146,21 @@ def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> tupl
     return cfg, method, run_dir, int(state.get("step", 0))
 
 
-def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device: str | None = None) -> list[dict]:
-    """``openjepa eval``: load a run or checkpoint, apply eval overrides, print and save the table."""
+def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device: str | None = None,
+                        protocols: Sequence[str] | None = None) -> list[dict]:
+    """``openjepa eval``: load a run or checkpoint, apply eval overrides, print and save the table.
+
+    ``protocols`` (default: ``eval.protocols`` after the overrides) are any of linear, attentive,
+    knn, lowshot; an unknown name raises :class:`openjepa.config.ConfigError` naming the choices.
+    Features are cached in the run's ``features/`` directory, so evaluating the same checkpoint
+    again (with other protocols, say) does not run the encoder again.
+    """
     cfg, method, run_dir, step = load_run(path)
     cfg = load_config_overrides(cfg, overrides)
+    if protocols is not None:
+        cfg.eval.protocols = check_protocols(list(protocols), "--protocol")
     dev = resolve_device(device or cfg.device)
-    print(f"evaluating {path} (step {step}) on {cfg.data.name}")
+    print(f"evaluating {path} (step {step}) on {cfg.data.name}: {', '.join(cfg.eval.protocols)}")
     # A name of its own, so re-evaluating never overwrites the table written at the end of training.
     out_name = f"eval_step{step:08d}_{cfg.eval.encoder}.json"
-    return evaluate_method(method.to(dev), cfg, dev, run_dir, out_name=out_name)
+    return evaluate_method(method.to(dev), cfg, dev, run_dir, out_name=out_name, step=step)

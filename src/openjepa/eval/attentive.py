@@ -1,0 +1,200 @@
+"""Attentive probe: a learned-query cross-attention pooler + linear classifier on frozen patch tokens.
+
+The frozen evaluation of V-JEPA (Bardes et al. 2024, "Revisiting Feature Prediction for Learning
+Visual Representations from Video", arXiv 2404.08471, "attentive probing" of frozen features):
+instead of average pooling, a light cross-attention block with a learned query token reads the
+encoder's (frozen) tokens, and a linear layer classifies its output. The block is pre-norm:
+
+    q <- q + CrossAttn(q, LayerNorm(tokens));   q <- q + MLP(LayerNorm(q));   logits = Linear(q)
+
+(as the official ``AttentivePooler`` / ``AttentiveClassifier`` with depth 1), trained with AdamW
+and a cosine learning-rate decay to zero. Because the query chooses *which* tokens to read, the
+probe can use spatial information that an average pool throws away.
+
+Selection as in :func:`openjepa.eval.linear.linear_probe`: each learning rate of the grid is
+trained on the train split minus a seeded, stratified ``val_fraction``; the best on the held-out
+part is retrained on the full train split and its test top-1 reported. The test set is never
+used for selection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from openjepa.eval.linear import cosine_factor, stratified_split
+from openjepa.layers import Mlp
+
+
+def heads_for(dim: int, requested: int) -> int:
+    """The largest divisor of ``dim`` not above ``requested`` (multi-head attention splits ``dim``)."""
+    return max(h for h in range(1, max(1, min(requested, dim)) + 1) if dim % h == 0)
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of queries (B, Q, D) over tokens (B, T, D), on SDPA."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, q: Tensor, x: Tensor) -> Tensor:
+        (b, nq, d), t, h = q.shape, x.shape[1], self.num_heads
+        q = self.q(q).reshape(b, nq, h, d // h).transpose(1, 2)  # (B, h, Q, hd)
+        k, v = self.kv(x).reshape(b, t, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, T, hd)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, h, Q, hd)
+        return self.proj(out.transpose(1, 2).reshape(b, nq, d))
+
+
+class AttentiveClassifier(nn.Module):
+    """Learned queries -> one pre-norm cross-attention block -> linear classifier (V-JEPA's probe)."""
+
+    def __init__(self, dim: int, num_classes: int, num_heads: int = 4, num_queries: int = 1,
+                 mlp_ratio: float = 4.0, init_std: float = 0.02):
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(1, num_queries, dim))
+        self.norm1 = nn.LayerNorm(dim)
+        self.xattn = CrossAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.head = nn.Linear(num_queries * dim, num_classes)
+        # Init as the official pooler: truncated normal (std 0.02), zero biases, and the two
+        # residual-branch outputs scaled by 1/sqrt(2) (GPT-2 style depth rescaling, depth 1).
+        nn.init.trunc_normal_(self.query, std=init_std)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=init_std)
+                nn.init.zeros_(m.bias)
+        with torch.no_grad():
+            self.xattn.proj.weight.div_(math.sqrt(2.0))
+            self.mlp.fc2.weight.div_(math.sqrt(2.0))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T, D) -> logits (B, C)."""
+        q = self.query.expand(tokens.shape[0], -1, -1)  # (B, Q, D)
+        q = q + self.xattn(q, self.norm1(tokens))
+        q = q + self.mlp(self.norm2(q))
+        return self.head(q.flatten(1))  # (B, Q*D) -> (B, C)
+
+
+@dataclass
+class AttentiveResult:
+    """Outcome of :func:`attentive_probe`. Accuracies are fractions in [0, 1]."""
+
+    accuracy: float  # test top-1 of the selected lr, retrained on the full train set
+    best_lr: float
+    val_accuracy: float  # held-out top-1 of the selected lr; nan with a single lr (no selection)
+    num_heads: int  # attention heads actually used (see heads_for)
+    lr_val_accuracies: list[dict[str, float]] = field(default_factory=list)  # {"lr", "val_accuracy"}
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable copy."""
+        return asdict(self)
+
+
+def train_attentive(tokens: Tensor, y: Tensor, num_classes: int, *, lr: float, wd: float, epochs: int,
+                    batch_size: int, seed: int, device: torch.device, num_heads: int = 4,
+                    num_queries: int = 1) -> AttentiveClassifier:
+    """Train one probe with AdamW (decay on matrices and the queries, not on biases/norms).
+
+    ``tokens`` (N, T, D) may stay on the CPU (any float dtype): each minibatch is moved to
+    ``device`` as float32. Initialisation and minibatch order are seeded by ``seed``.
+    """
+    n, _, d = tokens.shape
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AttentiveClassifier(d, num_classes, heads_for(d, num_heads), num_queries)
+    model = model.to(device).train()
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    y = y.long()
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = epochs * steps_per_epoch
+    g = torch.Generator().manual_seed(seed)
+    step = 0
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=g)
+        for i in range(steps_per_epoch):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            xb = tokens[idx.to(tokens.device)].to(device, torch.float32, non_blocking=True)  # (B, T, D)
+            yb = y[idx.to(y.device)].to(device)
+            for group in opt.param_groups:
+                group["lr"] = lr * cosine_factor(step, total)
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_attentive(model: AttentiveClassifier, tokens: Tensor, batch_size: int = 1024) -> Tensor:
+    """Predicted classes (N,) on the CPU for ``tokens`` (N, T, D), in batches on the model's device."""
+    device = next(model.parameters()).device
+    out = [model(tokens[i : i + batch_size].to(device, torch.float32)).argmax(dim=1).cpu()
+           for i in range(0, tokens.shape[0], batch_size)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def _accuracy(model: AttentiveClassifier, tokens: Tensor, y: Tensor) -> float:
+    return (predict_attentive(model, tokens) == y.cpu()).float().mean().item()
+
+
+def attentive_probe(
+    train_tokens: Tensor,
+    train_y: Tensor,
+    test_tokens: Tensor,
+    test_y: Tensor,
+    *,
+    epochs: int = 10,
+    batch_size: int = 256,
+    lrs: Sequence[float] = (1e-3, 3e-3, 1e-2),
+    wd: float = 1e-3,
+    num_heads: int = 4,
+    num_queries: int = 1,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    num_classes: int | None = None,
+) -> AttentiveResult:
+    """Attentive-probe top-1 accuracy of frozen tokens (see the module docstring for the protocol).
+
+    ``train_tokens`` / ``test_tokens``: (N, T, D) tokens (float16 from the cache is fine; they
+    may stay on the CPU and are moved to ``device`` per minibatch; default device: the tokens').
+    With a single lr no held-out split is made (``val_accuracy`` is nan).
+    """
+    if train_tokens.ndim != 3 or test_tokens.ndim != 3:
+        raise ValueError(f"tokens must be (N, T, D), got {tuple(train_tokens.shape)} and {tuple(test_tokens.shape)}")
+    device = torch.device(device) if device is not None else train_tokens.device
+    train_y, test_y = train_y.long().cpu(), test_y.long().cpu()
+    if num_classes is None:
+        num_classes = int(max(train_y.max().item(), test_y.max().item())) + 1
+    kw = dict(wd=wd, epochs=epochs, batch_size=batch_size, seed=seed, device=device, num_heads=num_heads,
+              num_queries=num_queries)
+    lrs = list(lrs)
+    best_lr, val_acc, per_lr = lrs[0], float("nan"), []
+    if len(lrs) > 1:
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"selecting among {len(lrs)} lrs needs 0 < val_fraction < 1, got {val_fraction}")
+        fit, val = stratified_split(train_y, val_fraction, seed)
+        fit_t, val_t = train_tokens[fit.to(train_tokens.device)], train_tokens[val.to(train_tokens.device)]
+        for lr in lrs:
+            model = train_attentive(fit_t, train_y[fit], num_classes, lr=lr, **kw)
+            per_lr.append({"lr": lr, "val_accuracy": _accuracy(model, val_t, train_y[val])})
+        best = max(range(len(lrs)), key=lambda i: per_lr[i]["val_accuracy"])  # first of the best on ties
+        best_lr, val_acc = lrs[best], per_lr[best]["val_accuracy"]
+    model = train_attentive(train_tokens, train_y, num_classes, lr=best_lr, **kw)
+    return AttentiveResult(_accuracy(model, test_tokens, test_y), best_lr, val_acc,
+                           heads_for(train_tokens.shape[2], num_heads), per_lr)
