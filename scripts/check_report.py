@@ -35,7 +35,9 @@ window.addEventListener("error", function (e) {
   window.__errors.push(t && t !== window && t.tagName ? "failed to load <" + t.tagName.toLowerCase() + ">"
                                                        : "error: " + e.message);
 }, true);
-window.addEventListener("unhandledrejection", function (e) { window.__errors.push("unhandled rejection: " + e.reason); });
+window.addEventListener("unhandledrejection", function (e) {
+  window.__errors.push("unhandled rejection: " + e.reason);
+});
 var __consoleError = console.error;
 console.error = function () {
   window.__errors.push("console.error: " + Array.prototype.join.call(arguments, " "));

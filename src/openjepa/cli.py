@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir", help="run directory")
     r.add_argument("--out", default=None, metavar="FILE", help="output file (default: RUN_DIR/report.html)")
     r.add_argument("--device", default=None, help="device for the embeddings (default: the run's setting)")
-    r.add_argument("--max-images", type=int, default=1000, help="cap on images per split encoded (default: 1000)")
+    r.add_argument("--max-images", type=int, default=1000,
+                   help="cap on images encoded per split (0: all; default: 1000)")
     r.add_argument("--no-tsne", action="store_true", help="PCA map only (skip t-SNE)")
     r.set_defaults(func=_cmd_report)
 

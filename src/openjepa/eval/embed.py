@@ -21,7 +21,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -86,6 +86,9 @@ def image_mode(in_chans: int) -> str:
     return modes[in_chans]
 
 
+Item = tuple[int, Optional[Tensor], Optional[str]]  # (index, image or None, reason or None)
+
+
 class ImageFiles(Dataset):
     """Item ``i`` is ``(i, image tensor, None)``, or ``(i, None, reason)`` when the file cannot be decoded.
 
@@ -98,7 +101,7 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[int, Tensor | None, str | None]:
+    def __getitem__(self, i: int) -> Item:
         try:
             img = load_image(self.paths[i], self.mode)
         except DECODE_ERRORS as e:
@@ -106,7 +109,7 @@ class ImageFiles(Dataset):
         return i, self.transform(img), None
 
 
-def _collate(items: list[tuple[int, Tensor | None, str | None]]) -> tuple[list[int], Tensor | None, list[tuple[int, str]]]:
+def _collate(items: list[Item]) -> tuple[list[int], Tensor | None, list[tuple[int, str]]]:
     """-> (indices of readable items, their images stacked (B, C, H, W) or None, [(index, reason)])."""
     good = [(i, x) for i, x, _ in items if x is not None]
     bad = [(i, err) for i, x, err in items if x is None and err is not None]

@@ -62,7 +62,7 @@ def _load(run_dir: Path) -> tuple[Config | None, JEPAMethod | None, str]:
 
 def _header(run_dir: Path, source: str) -> str:
     """Run facts and the collapse warning of ``summary.json`` (when the run wrote one)."""
-    facts = [f"run: {run_dir.resolve()}", f"model: {source}",
+    facts = [f"run: {run_dir}", f"model: {source}",
              f"report written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}"]
     html = ""
     try:

@@ -1,22 +1,22 @@
-"""The report's figures, drawn with matplotlib's Agg backend and returned as PNG bytes.
+"""The report's figures, drawn with matplotlib's Agg canvas and returned as PNG bytes.
 
-Every function takes plain tensors or lists and returns ``bytes``; nothing here reads files or
-runs a model, so each figure can be tested (and reused) on its own.
+Every function takes plain arrays or lists and returns ``bytes``; nothing here reads files or
+runs a model, so each figure can be tested (and reused) on its own. Figures are ``Figure``
+objects on a ``FigureCanvasAgg``, not pyplot: headless, and the caller's pyplot backend and open
+figures are left alone.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: no display, no GUI toolkit (the report runs on servers and in CI)
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import PercentFormatter  # noqa: E402
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 DPI = 100
 # What each plotted metrics.jsonl key means (the subplot titles).
@@ -33,11 +33,17 @@ CURVE_TITLES: dict[str, str] = {
 FRACTION_KEYS = ("probe_acc",)  # plotted as percentages
 
 
+def _figure(nrows: int, ncols: int, figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    """A figure on the Agg canvas and its (nrows, ncols) array of axes."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
 def to_png(fig: Figure) -> bytes:
-    """Render ``fig`` to PNG bytes and close it (figures are not kept by pyplot)."""
+    """Render ``fig`` to PNG bytes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -45,7 +51,7 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], ncols:
     """One subplot per key: ``series[key] = (steps, values)``; non-finite values are left out of the line."""
     keys = list(series)
     nrows = max(1, math.ceil(len(keys) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.8 * nrows), squeeze=False)
+    fig, axes = _figure(nrows, ncols, figsize=(4.2 * ncols, 2.8 * nrows))
     for ax, key in zip(axes.flat, keys):
         steps, values = (np.asarray(v, dtype=float) for v in series[key])
         ok = np.isfinite(values)
@@ -87,8 +93,8 @@ def masks(images: Sequence[np.ndarray], token_maps: Sequence[np.ndarray]) -> byt
     target blocks the predictor must predict, one colour per block.
     """
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.1), squeeze=False)
-    block_colours = plt.get_cmap("tab10")
+    fig, axes = _figure(2, n, figsize=(1.9 * n, 4.1))
+    block_colours = colormaps["tab10"]
     for i, (img, tok) in enumerate(zip(images, token_maps)):
         rgb = _rgb(np.asarray(img, dtype=float))
         h, w = rgb.shape[:2]
@@ -118,8 +124,8 @@ def embedding_map(maps: Mapping[str, np.ndarray], labels: np.ndarray, class_name
     labels < 0 are unlabelled (one grey colour)."""
     labels = np.asarray(labels)
     classes = sorted(int(c) for c in np.unique(labels) if c >= 0)
-    fig, axes = plt.subplots(1, len(maps), figsize=(5.6 * len(maps), 5.0), squeeze=False)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "viridis")
+    fig, axes = _figure(1, len(maps), figsize=(5.6 * len(maps), 5.0))
+    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "viridis"]
     size = 7 if len(labels) > 400 else 16  # points: small when many
     for ax, (title, xy) in zip(axes.flat, maps.items()):
         xy = np.asarray(xy)
@@ -150,7 +156,7 @@ def retrieval(queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[np.nd
     With labels, a neighbour's caption is green when its label equals the query's, red otherwise.
     """
     n, k = len(queries), len(neighbours[0])
-    fig, axes = plt.subplots(n, k + 1, figsize=(1.45 * (k + 1), 1.6 * n), squeeze=False)
+    fig, axes = _figure(n, k + 1, figsize=(1.45 * (k + 1), 1.6 * n))
     for i in range(n):
         _show(axes[i, 0], np.asarray(queries[i], dtype=float))
         qname = query_labels[i] if query_labels is not None else ""
@@ -162,7 +168,7 @@ def retrieval(queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[np.nd
             ax = axes[i, j + 1]
             _show(ax, np.asarray(neighbours[i][j], dtype=float))
             colour = "black"
-            caption = f"{sims[i, j]:.2f}"
+            caption = f"{sims[i, j]:.3f}"
             if query_labels is not None and neighbour_labels is not None:
                 colour = "tab:green" if neighbour_labels[i][j] == query_labels[i] else "tab:red"
                 caption = f"{neighbour_labels[i][j]} {caption}"
