@@ -1,4 +1,4 @@
-"""``openjepa`` command line: train | eval | models | config.
+"""``openjepa`` command line: train | eval | embed | report | models | config.
 
 The launcher: it parses arguments and calls the library; the library never imports it.
 """
@@ -32,6 +32,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         args.overrides = [*args.overrides, *(p for p in protocols if "=" in p)]
         protocols = [p for p in protocols if "=" not in p]
     evaluate_checkpoint(args.checkpoint, args.overrides, device=args.device, protocols=protocols)
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from openjepa.eval.embed import EmbedError, embed_checkpoint
+
+    try:
+        embed_checkpoint(args.checkpoint, args.inputs, args.out, device=args.device, batch_size=args.batch_size,
+                         encoder=args.encoder, pool=args.pool, on_error=args.on_error,
+                         num_workers=args.num_workers, progress=not args.no_progress)
+    except EmbedError as e:
+        print(f"openjepa embed: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from openjepa.report import write_report
+
+    out = write_report(args.run_dir, out=args.out, device=args.device, max_images=args.max_images,
+                       tsne=not args.no_tsne)
+    print(f"report written to {out}")
     return 0
 
 
@@ -86,6 +108,36 @@ def build_parser() -> argparse.ArgumentParser:
                    "lowshot = linear probe on k-shot and 1%%/10%% label subsets, mean ± std over seeds "
                    "(eval.lowshot_*)")
     e.set_defaults(func=_cmd_eval)
+
+    b = sub.add_parser("embed", help="export the features of image files (.npy or .safetensors)",
+                       description="Encode image files with a run's encoder, preprocessed as the run's evaluation "
+                       "does, and save the features with the ordered file list (FILE.files.txt) beside them.")
+    b.add_argument("checkpoint", help="run directory or checkpoint file (.pt)")
+    b.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders (searched recursively)")
+    b.add_argument("--out", required=True, metavar="FILE", help="output: FILE.npy or FILE.safetensors (key 'features')")
+    b.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    b.add_argument("--device", default=None, help="device (default: the run's setting)")
+    b.add_argument("--encoder", choices=["target", "context"], default=None,
+                   help="which encoder (default: the run's eval.encoder)")
+    b.add_argument("--pool", choices=["mean", "none"], default="mean",
+                   help="mean: pooled (N, D) features; none: patch tokens (N, T, D) (default: mean)")
+    b.add_argument("--on-error", choices=["skip", "raise"], default="skip",
+                   help="unreadable image: skip it and list it in FILE.skipped.txt, or stop (default: skip)")
+    b.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes (default: 0)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_embed)
+
+    r = sub.add_parser("report", help="write a run's HTML report (curves, masks, embeddings, probes)",
+                       description="Write one self-contained HTML page (RUN_DIR/report.html by default) with the "
+                       "training curves, mask examples, a 2-D map of test embeddings, nearest-neighbour retrieval, "
+                       "the probe tables and the config. Sections whose inputs are missing say so.")
+    r.add_argument("run_dir", help="run directory")
+    r.add_argument("--out", default=None, metavar="FILE", help="output file (default: RUN_DIR/report.html)")
+    r.add_argument("--device", default=None, help="device for the embeddings (default: the run's setting)")
+    r.add_argument("--max-images", type=int, default=1000,
+                   help="cap on images encoded per split (0: all; default: 1000)")
+    r.add_argument("--no-tsne", action="store_true", help="PCA map only (skip t-SNE)")
+    r.set_defaults(func=_cmd_report)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")

@@ -11,7 +11,7 @@ from .base import eval_view, raw_pixels, stratified_split
 from .digits import DigitsDataset
 from .fashion_mnist import FashionMNIST
 from .folder import FolderDataset
-from .registry import DATASETS, DatasetInfo, build_dataset, dataset_info
+from .registry import DATASETS, DatasetInfo, build_dataset, dataset_info, eval_pipeline
 from .shapes import ShapesDataset
 from .transforms import available_transforms, build_pipeline, build_transform, build_transforms
 
@@ -28,6 +28,7 @@ __all__ = [
     "build_transform",
     "build_transforms",
     "dataset_info",
+    "eval_pipeline",
     "eval_view",
     "raw_pixels",
     "stratified_split",

@@ -130,10 +130,15 @@ def scan_layout(directory: Path, class_names: Optional[List[str]] = None) -> Tup
     return samples, names
 
 
+def load_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
+    """Decode ``path`` fully (not lazily) and convert it to PIL ``mode`` ("RGB", or "L" for grey)."""
+    with Image.open(path) as im:
+        return im.convert(mode)
+
+
 def load_rgb(path: str) -> Image.Image:
     """Decode ``path`` fully (not lazily) and convert it to RGB."""
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    return load_image(path, "RGB")
 
 
 class FolderDataset(Dataset):

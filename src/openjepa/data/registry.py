@@ -92,6 +92,18 @@ def dataset_info(cfg: "DataConfig") -> DatasetInfo:
     )
 
 
+def eval_pipeline(cfg: "DataConfig", img_size: int) -> Any:
+    """The deterministic per-item pipeline of the dataset ``cfg`` names (``cfg.eval_transforms``,
+    resize to ``img_size``, the dataset's normalisation): what :func:`build_dataset` gives its
+    datasets as ``eval_transform``. Reads no data, so it works where the data is gone (a folder
+    run evaluated on another machine).
+    """
+    base = _INFO[_check_name(cfg.name)]
+    mean = _stats(getattr(cfg, "mean", None), base.mean, base.in_chans, "mean")
+    std = _stats(getattr(cfg, "std", None), base.std, base.in_chans, "std")
+    return build_pipeline(cfg.eval_transforms, img_size, mean, std)
+
+
 def _construct(cfg: "DataConfig", split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> Dataset:
     name = cfg.name
     held_out = split in ("test", "val")
@@ -120,6 +132,6 @@ def build_dataset(cfg: "DataConfig", split: str, img_size: int, seed: int = 0, t
     if img_size < 1:
         raise ValueError(f"img_size must be positive, got {img_size}")
     train = split == "train" if train is None else bool(train)
-    eval_tf = build_pipeline(cfg.eval_transforms, img_size, info.mean, info.std)
+    eval_tf = eval_pipeline(cfg, img_size)
     tf = build_pipeline(cfg.train_transforms, img_size, info.mean, info.std) if train else eval_tf
     return _construct(cfg, split, img_size, seed, tf, eval_tf)

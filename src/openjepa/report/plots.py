@@ -1,0 +1,177 @@
+"""The report's figures, drawn with matplotlib's Agg canvas and returned as PNG bytes.
+
+Every function takes plain arrays or lists and returns ``bytes``; nothing here reads files or
+runs a model, so each figure can be tested (and reused) on its own. Figures are ``Figure``
+objects on a ``FigureCanvasAgg``, not pyplot: headless, and the caller's pyplot backend and open
+figures are left alone.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+DPI = 100
+# What each plotted metrics.jsonl key means (the subplot titles).
+CURVE_TITLES: dict[str, str] = {
+    "loss": "loss",
+    "lr": "learning rate",
+    "ema": "EMA momentum (target encoder)",
+    "rankme": "RankMe (collapse: falls to 1)",
+    "feature_std": "feature std (collapse: falls to 0)",
+    "probe_acc": "online probe accuracy",
+    "pred_std": "prediction std",
+    "target_std": "target std",
+}
+FRACTION_KEYS = ("probe_acc",)  # plotted as percentages
+
+
+def _figure(nrows: int, ncols: int, figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    """A figure on the Agg canvas and its (nrows, ncols) array of axes."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def to_png(fig: Figure) -> bytes:
+    """Render ``fig`` to PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], ncols: int = 3) -> bytes:
+    """One subplot per key: ``series[key] = (steps, values)``; non-finite values are left out of the line."""
+    keys = list(series)
+    nrows = max(1, math.ceil(len(keys) / ncols))
+    fig, axes = _figure(nrows, ncols, figsize=(4.2 * ncols, 2.8 * nrows))
+    for ax, key in zip(axes.flat, keys):
+        steps, values = (np.asarray(v, dtype=float) for v in series[key])
+        ok = np.isfinite(values)
+        ax.plot(steps[ok], values[ok], lw=1.4, marker="." if ok.sum() < 30 else None, color="tab:blue")
+        title = CURVE_TITLES.get(key, key)
+        if (~ok).any():
+            title += f" ({int((~ok).sum())} non-finite)"
+        ax.set_title(f"{title}\n[{key}]", fontsize=10)
+        ax.set_xlabel("step", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        pos = values[ok]
+        if key == "loss" and pos.size and (pos > 0).all() and pos.max() / pos.min() > 20:
+            ax.set_yscale("log")
+        if key in FRACTION_KEYS:
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def _show(ax, img: np.ndarray) -> None:
+    """(H, W, 3) or (H, W) floats in [0, 1], no axes."""
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
+
+
+def masks(images: Sequence[np.ndarray], token_maps: Sequence[np.ndarray]) -> bytes:
+    """Context and targets over each image. ``images[i]``: (H, W[, 3]) in [0, 1]; ``token_maps[i]``:
+    (h, w) ints from :func:`openjepa.masks.mask_image` (0 dropped, 1 context, 2 + j target block j).
+
+    Top row: the context encoder's view (tokens outside the context greyed out). Bottom row: the
+    target blocks the predictor must predict, one colour per block.
+    """
+    n = len(images)
+    fig, axes = _figure(2, n, figsize=(1.9 * n, 4.1))
+    block_colours = colormaps["tab10"]
+    for i, (img, tok) in enumerate(zip(images, token_maps)):
+        rgb = _rgb(np.asarray(img, dtype=float))
+        h, w = rgb.shape[:2]
+        # Token map -> pixel map (nearest): each token covers a (h / th) x (w / tw) patch.
+        rows = np.arange(h) * tok.shape[0] // h
+        cols = np.arange(w) * tok.shape[1] // w
+        pix = tok[rows][:, cols]
+        ctx = np.where((pix == 1)[..., None], rgb, 0.7 + 0.2 * rgb)  # outside the context: pale
+        _show(axes[0, i], ctx)
+        tgt = 0.25 + 0.5 * rgb  # dimmed, so the coloured blocks stand out
+        for j in range(int(tok.max()) - 1):
+            sel = pix == 2 + j
+            colour = np.asarray(block_colours(j % 10)[:3])
+            tgt[sel] = 0.45 * rgb[sel] + 0.55 * colour
+        _show(axes[1, i], tgt)
+        kept, total = int((tok == 1).sum()), tok.size
+        axes[0, i].set_title(f"context {kept}/{total}", fontsize=8)
+        axes[1, i].set_title(f"{int(tok.max()) - 1} target blocks", fontsize=8)
+    axes[0, 0].set_ylabel("context", fontsize=9)
+    axes[1, 0].set_ylabel("targets", fontsize=9)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def embedding_map(maps: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str] = ()) -> bytes:
+    """Scatter plots of 2-D embeddings (``maps[title] = (N, 2)``) coloured by ``labels`` (N,);
+    labels < 0 are unlabelled (one grey colour)."""
+    labels = np.asarray(labels)
+    classes = sorted(int(c) for c in np.unique(labels) if c >= 0)
+    fig, axes = _figure(1, len(maps), figsize=(5.6 * len(maps), 5.0))
+    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "viridis"]
+    size = 7 if len(labels) > 400 else 16  # points: small when many
+    for ax, (title, xy) in zip(axes.flat, maps.items()):
+        xy = np.asarray(xy)
+        unl = labels < 0
+        if unl.any():
+            ax.scatter(xy[unl, 0], xy[unl, 1], s=size, color="tab:gray", alpha=0.7, lw=0, label="unlabelled")
+        for k, c in enumerate(classes):
+            sel = labels == c
+            colour = cmap(k / max(1, len(classes) - 1)) if len(classes) > 20 else cmap(k)
+            name = class_names[c] if c < len(class_names) else str(c)
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=size, color=colour, alpha=0.8, lw=0, label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if len(classes) <= 20:
+        handles, names = axes.flat[-1].get_legend_handles_labels()
+        fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=2.5,
+                   frameon=False)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def retrieval(queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[np.ndarray]],
+              sims: np.ndarray, query_labels: Sequence[str] | None = None,
+              neighbour_labels: Sequence[Sequence[str]] | None = None) -> bytes:
+    """One row per query: the query image, then its neighbours with their cosine similarity.
+
+    With labels, a neighbour's caption is green when its label equals the query's, red otherwise.
+    """
+    n, k = len(queries), len(neighbours[0])
+    fig, axes = _figure(n, k + 1, figsize=(1.45 * (k + 1), 1.6 * n))
+    for i in range(n):
+        _show(axes[i, 0], np.asarray(queries[i], dtype=float))
+        qname = query_labels[i] if query_labels is not None else ""
+        axes[i, 0].set_title(f"query {qname}".strip(), fontsize=8, fontweight="bold")
+        for spine in axes[i, 0].spines.values():
+            spine.set_edgecolor("black")
+            spine.set_linewidth(2)
+        for j in range(k):
+            ax = axes[i, j + 1]
+            _show(ax, np.asarray(neighbours[i][j], dtype=float))
+            colour = "black"
+            caption = f"{sims[i, j]:.3f}"
+            if query_labels is not None and neighbour_labels is not None:
+                colour = "tab:green" if neighbour_labels[i][j] == query_labels[i] else "tab:red"
+                caption = f"{neighbour_labels[i][j]} {caption}"
+            ax.set_title(caption, fontsize=7, color=colour)
+    fig.tight_layout()
+    return to_png(fig)

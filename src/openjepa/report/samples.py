@@ -1,0 +1,104 @@
+"""What the report computes from the run's model and data: mask examples, frozen features,
+their 2-D projections and nearest neighbours. Figures are drawn elsewhere (``plots.py``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from openjepa.config.schema import Config
+from openjepa.data import build_dataset, dataset_info
+from openjepa.eval.features import extract_features
+from openjepa.masks import build_mask_sampler, mask_image
+from openjepa.methods import JEPAMethod, build_encoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitFeatures:
+    """Pooled features of the first ``N`` items of one split, with the dataset to fetch their images."""
+
+    features: Tensor  # (N, D) float32
+    labels: Tensor  # (N,) int64, -1 where unlabelled
+    dataset: Dataset
+
+
+def to_display(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """A normalised image (C, H, W), or a clip (C, T, H, W) whose first frame is shown, -> (H, W) grey
+    or (H, W, 3) RGB floats in [0, 1] for matplotlib."""
+    if x.ndim == 4:
+        x = x[:, 0]
+    c = x.shape[0]
+    m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+    img = (x.float() * s + m).clamp(0, 1)
+    return img[0].numpy() if c == 1 else img[:3].permute(1, 2, 0).numpy()
+
+
+def token_grid(cfg: Config) -> tuple[int, ...]:
+    """The encoder's (T, H, W) token grid, from a shape-only (meta device) build of it."""
+    with torch.device("meta"):
+        return tuple(build_encoder(cfg).grid)
+
+
+def mask_examples(cfg: Config, n: int = 6) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The first ``n`` training images (eval view, no augmentation) and the masks the run's sampler
+    draws for a batch of ``n`` at step 0: ``(images, token maps (H, W) of the first frame)``."""
+    ds = build_dataset(cfg.data, "train", cfg.model.img_size, seed=cfg.seed, train=False)
+    n = min(n, len(ds))  # type: ignore[arg-type]
+    info = dataset_info(cfg.data)
+    grid = token_grid(cfg)
+    masks = build_mask_sampler(cfg.mask, grid, cfg.seed)(n, 0)
+    images = [to_display(ds[i][0], info.mean, info.std) for i in range(n)]
+    maps = [mask_image(masks, grid, i)[0].numpy() for i in range(n)]
+    return images, maps
+
+
+def split_features(method: JEPAMethod, cfg: Config, split: str, device: torch.device, max_images: int,
+                   progress: bool = False) -> SplitFeatures:
+    """Pooled ``cfg.eval.encoder`` features of the first ``max_images`` items of ``split`` (eval view)."""
+    ds = build_dataset(cfg.data, split, cfg.model.img_size, seed=cfg.seed, train=False)
+    loader = DataLoader(ds, batch_size=256, shuffle=False, num_workers=0)
+    feats, labels = extract_features(lambda x: method.encode(x, cfg.eval.encoder), loader, device, max_images,
+                                     progress)
+    return SplitFeatures(feats, labels, ds)
+
+
+def pca_2d(x: Tensor) -> tuple[np.ndarray, tuple[float, float]]:
+    """The first two principal components of ``x`` (N, D) and the fraction of variance each explains."""
+    x = x.double() - x.double().mean(0)
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    xy = x @ vh[:2].T
+    if xy.shape[1] < 2:  # D = 1: a line
+        xy = torch.cat([xy, torch.zeros_like(xy)], dim=1)
+    var = s.square()
+    frac = (var / var.sum().clamp_min(1e-300)).tolist() + [0.0, 0.0]
+    return xy.float().numpy(), (frac[0], frac[1])
+
+
+def tsne_2d(x: Tensor, seed: int) -> np.ndarray | None:
+    """A 2-D t-SNE of ``x`` (N, D); ``None`` when scikit-learn is missing or there are under 10 points."""
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError:
+        log.info("report: scikit-learn is not installed; the embedding map shows PCA only")
+        return None
+    n = x.shape[0]
+    if n < 10:
+        return None
+    perplexity = float(min(30, (n - 1) // 3))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x.double().numpy())
+
+
+def nearest_neighbours(queries: Tensor, gallery: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Top-``k`` cosine similarities and gallery indices for each query: ``(sims (Q, k), idx (Q, k))``."""
+    q = torch.nn.functional.normalize(queries.float(), dim=1)
+    g = torch.nn.functional.normalize(gallery.float(), dim=1)
+    return (q @ g.T).topk(min(k, g.shape[0]), dim=1)

@@ -1,0 +1,124 @@
+"""The report's sections, each built from what the run directory holds; a section whose inputs
+are missing says so in the page instead of failing the whole report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from openjepa.report import plots
+from openjepa.report.html import Section, esc, image, note, pre, table
+from openjepa.report.runfiles import RunFileError, metric_series, probe_tables, read_metrics
+from openjepa.report.samples import SplitFeatures, nearest_neighbours, pca_2d, to_display, tsne_2d
+
+# metrics.jsonl keys plotted, in this order (monitoring keys appear when the run logged them).
+CURVE_KEYS = ("loss", "lr", "ema", "rankme", "feature_std", "probe_acc", "pred_std", "target_std")
+PROBE_COLUMNS = (("name", "features"), ("dim", "dim"), ("linear", "linear"), ("knn", "kNN"), ("rankme", "RankMe"),
+                 ("feature_std", "feature std"), ("n_train", "train"), ("n_test", "test"))
+FRACTIONS = ("linear", "knn")
+
+
+def curves_section(run_dir: Path) -> Section:
+    """Curves of :data:`CURVE_KEYS` over steps, each from the ``metrics.jsonl`` rows that hold it."""
+    title = "Training curves"
+    rows, bad = read_metrics(run_dir / "metrics.jsonl")
+    if not rows:
+        return Section("curves", title, note("No metrics.jsonl rows in this run directory."))
+    series = metric_series(rows, CURVE_KEYS)
+    if not series:
+        return Section("curves", title, note(f"metrics.jsonl holds none of: {', '.join(CURVE_KEYS)}."))
+    body = image(plots.curves(series), "training curves: " + ", ".join(series))
+    absent = [k for k in CURVE_KEYS if k not in series]
+    if absent:
+        body += note(f"Not logged by this run: {', '.join(absent)}.")
+    if bad:
+        body += note(f"{bad} line(s) of metrics.jsonl could not be read and were left out.")
+    return Section("curves", title, body)
+
+
+def masks_section(examples: tuple[list[np.ndarray], list[np.ndarray]] | str, sampler: str) -> Section:
+    """Context and target masks over a few training images (or the reason they are missing)."""
+    title = "Masks"
+    if isinstance(examples, str):
+        return Section("masks", title, note(examples))
+    images, maps = examples
+    body = (f"<p>The <code>{esc(sampler)}</code> sampler's masks for the first training images (step 0): the "
+            "context encoder sees the top row's unshaded tokens; the predictor predicts the target encoder's "
+            "tokens in the coloured blocks of the bottom row.</p>")
+    return Section("masks", title, body + image(plots.masks(images, maps), "context and target masks"))
+
+
+def embedding_section(test: SplitFeatures | str, class_names: Sequence[str], tsne: bool, seed: int) -> Section:
+    """PCA (and t-SNE) of test features, coloured by label."""
+    title = "Embedding map"
+    if isinstance(test, str):
+        return Section("embeddings", title, note(test))
+    xy, (v1, v2) = pca_2d(test.features)
+    maps: dict[str, Any] = {f"PCA (PC1 {100 * v1:.0f}%, PC2 {100 * v2:.0f}% of variance)": xy}
+    if tsne and (t := tsne_2d(test.features, seed)) is not None:
+        maps["t-SNE"] = t
+    labels = test.labels.numpy()
+    n, d = test.features.shape
+    what = "coloured by label" if (labels >= 0).any() else "unlabelled (one colour)"
+    how = " and ".join("PCA" if k.startswith("PCA") else k for k in maps)
+    body = f"<p>Pooled features of {n} test images (dimension {d}), {what}, projected to 2-D by {how}.</p>"
+    return Section("embeddings", title, body + image(plots.embedding_map(maps, labels, class_names), "embedding map"))
+
+
+def _label(y: int, class_names: Sequence[str]) -> str:
+    return class_names[y] if 0 <= y < len(class_names) else str(y)
+
+
+def retrieval_section(test: SplitFeatures | str, train: SplitFeatures | str, class_names: Sequence[str],
+                      mean: Sequence[float], std: Sequence[float], queries: int = 6, k: int = 6) -> Section:
+    """A few test queries and their top-``k`` training-split neighbours by cosine similarity."""
+    title = "Nearest neighbours"
+    if isinstance(test, str) or isinstance(train, str):
+        return Section("neighbours", title, note(test if isinstance(test, str) else str(train)))
+    q = min(queries, test.features.shape[0])
+    sims, idx = nearest_neighbours(test.features[:q], train.features, k)
+    q_imgs = [to_display(test.dataset[i][0], mean, std) for i in range(q)]
+    n_imgs = [[to_display(train.dataset[int(j)][0], mean, std) for j in row] for row in idx]
+    labelled = bool((test.labels[:q] >= 0).any())
+    q_names = [_label(int(y), class_names) for y in test.labels[:q]] if labelled else None
+    n_names = [[_label(int(train.labels[int(j)]), class_names) for j in row] for row in idx] if labelled else None
+    png = plots.retrieval(q_imgs, n_imgs, sims.numpy(), q_names, n_names)
+    body = (f"<p>Each row: a test image, then its {idx.shape[1]} nearest of {train.features.shape[0]} training "
+            "images by cosine similarity of pooled features"
+            + (" (caption: label and similarity; green: same label as the query)" if labelled else "")
+            + ".</p>")
+    return Section("neighbours", title, body + image(png, "nearest-neighbour retrieval"))
+
+
+def probes_section(run_dir: Path) -> Section:
+    """The final probe table (``eval.json``) and any re-evaluations (``eval_step*_*.json``)."""
+    title = "Probe results"
+    tables = probe_tables(run_dir)
+    if not tables:
+        return Section("probes", title, note("No eval.json: the run was not evaluated (or its data is unlabelled)."))
+    body = ""
+    for name, data in tables:
+        body += f"<h3>{esc(name)}</h3>"
+        if isinstance(data, RunFileError):
+            body += note(str(data))
+            continue
+        rows = [r for r in data["rows"] if isinstance(r, dict)]
+        known = {k for k, _ in PROBE_COLUMNS} | {"best_lr", "best_wd", "seconds"}
+        extra = sorted({k for r in rows for k in r if k not in known})
+        columns = [*PROBE_COLUMNS, *((k, k) for k in extra)]
+        body += f'<p class="meta">dataset: {esc(data.get("dataset", "?"))}; accuracies on the test split</p>'
+        body += table(columns, rows, FRACTIONS)
+    return Section("probes", title, body)
+
+
+def config_section(run_dir: Path, fallback_yaml: str | None) -> Section:
+    """``config.yaml`` as saved with the run (else the checkpoint's config)."""
+    path = run_dir / "config.yaml"
+    if path.is_file():
+        return Section("config", "Configuration", f'<p class="meta">{esc(path.name)}</p>' + pre(path.read_text()))
+    if fallback_yaml is not None:
+        return Section("config", "Configuration", '<p class="meta">from the checkpoint (no config.yaml)</p>'
+                       + pre(fallback_yaml))
+    return Section("config", "Configuration", note("No config.yaml and no checkpoint in this run directory."))

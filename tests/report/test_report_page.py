@@ -1,0 +1,109 @@
+"""``openjepa report``: the HTML page of a tiny run, with and without the optional inputs."""
+
+import json
+import re
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from openjepa.cli import main
+from openjepa.report import write_report
+from openjepa.report.samples import tsne_2d
+from tests.tiny import tiny
+
+HEADINGS = ["Training curves", "Masks", "Embedding map", "Nearest neighbours", "Probe results", "Configuration"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("report") / "run"
+    assert main(["train", *tiny(run, "train.steps=4")]) == 0
+    return run
+
+
+def _h2(html):
+    return re.findall(r"<h2>(.*?)</h2>", html)
+
+
+def _imgs(html):
+    return re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="([^"]*)">', html)
+
+
+def test_all_sections(run, tmp_path):
+    run = shutil.copytree(run, tmp_path / "run")
+    rows = [{"step": 2, "time": 0.0, "rankme": 3.5, "feature_std": 0.1},  # rows hold subsets of the keys
+            {"step": 4, "time": 0.0, "rankme": 2.5, "probe_acc": 0.25, "feature_std": 0.08}]
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "summary.json").write_text(json.dumps({"steps": 4, "collapse_warning": "RankMe fell to 1.2 <b>"}))
+    (run / "eval_step00000004_context.json").write_text((run / "eval.json").read_text())
+    out = write_report(run)
+    assert out == run / "report.html"
+    html = out.read_text()
+    assert _h2(html) == HEADINGS
+    alts = _imgs(html)
+    assert alts == ["training curves: loss, lr, ema, rankme, feature_std, probe_acc, pred_std, target_std",
+                    "context and target masks", "embedding map", "nearest-neighbour retrieval"]
+    assert html.count("<img") == len(alts)
+    assert 'class="alert bad"' in html and "RankMe fell to 1.2 &lt;b&gt;" in html  # prominent, escaped
+    assert "<h3>eval.json</h3>" in html and "<h3>eval_step00000004_context.json</h3>" in html
+    assert "ijepa (target encoder)" in html and "%" in html  # accuracies as percentages
+    assert "Not logged" not in html and "t-SNE" in html and "multiblock" in html
+    assert "run_dir:" in html  # config.yaml
+
+
+def test_without_monitoring_keys_and_summary(run, tmp_path, capsys):
+    out = tmp_path / "r" / "page.html"
+    assert main(["report", str(run), "--out", str(out), "--no-tsne", "--device", "cpu"]) == 0
+    assert str(out) in capsys.readouterr().out
+    html = out.read_text()
+    assert _h2(html) == HEADINGS and len(_imgs(html)) == 4
+    assert _imgs(html)[0] == "training curves: loss, lr, ema, pred_std, target_std"
+    assert "Not logged by this run: rankme, feature_std, probe_acc." in html
+    assert "alert" not in html.split("<nav>")[0].split("<h1>")[1] and "t-SNE" not in html
+    assert not (run / "report.html").exists()
+
+
+def test_unlabelled_folder_then_data_gone(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / f"{i:02d}.png")
+    run = tmp_path / "run"
+    assert main(["train", *tiny(run, "data.name=folder", f"data.root={root}", "train.steps=2")]) == 0
+    html = write_report(run).read_text()
+    assert _h2(html) == HEADINGS and len(_imgs(html)) == 4
+    assert "unlabelled (one colour)" in html and "green: same label" not in html
+    assert "No eval.json" in html
+    shutil.rmtree(root)  # the report still comes out, saying what it could not show
+    html = write_report(run, tsne=False).read_text()
+    assert _h2(html) == HEADINGS and len(_imgs(html)) == 1  # the curves only
+    assert html.count("No dataset: FileNotFoundError") == 2 and "No mask examples: FileNotFoundError" in html
+
+
+def test_missing_files(tmp_path, run):
+    html = write_report(tmp_path).read_text()  # an empty directory
+    assert _h2(html) == HEADINGS and "<img" not in html
+    assert "No metrics.jsonl rows" in html and "No config.yaml and no checkpoint" in html
+    only_config = tmp_path / "cfg"
+    only_config.mkdir()
+    shutil.copy(run / "config.yaml", only_config / "config.yaml")
+    (only_config / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo')  # half-written line
+    html = write_report(only_config).read_text()
+    assert _imgs(html) == ["training curves: loss", "context and target masks"]
+    assert "1 line(s) of metrics.jsonl could not be read" in html and html.count("No model to embed with") == 2
+    with pytest.raises(FileNotFoundError):
+        write_report(tmp_path / "nope")
+
+
+def test_tsne_needs_sklearn(monkeypatch):
+    import torch
+
+    x = torch.randn(40, 8)
+    assert tsne_2d(x, 0).shape == (40, 2)
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)  # import fails: PCA only
+    assert tsne_2d(x, 0) is None
