@@ -20,7 +20,9 @@ HEADINGS = ["Training curves", "Masks", "Embedding map", "Nearest neighbours", "
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     run = tmp_path_factory.mktemp("report") / "run"
-    assert main(["train", *tiny(run, "train.steps=4")]) == 0
+    assert main(["train", *tiny(run, "train.steps=4", "monitor.every=0", "eval.report=true")]) == 0
+    assert "<h2>Training curves</h2>" in (run / "report.html").read_text()  # training writes the report
+    (run / "report.html").unlink()
     return run
 
 
@@ -34,8 +36,8 @@ def _imgs(html):
 
 def test_all_sections(run, tmp_path):
     run = shutil.copytree(run, tmp_path / "run")
-    rows = [{"step": 2, "time": 0.0, "rankme": 3.5, "feature_std": 0.1},  # rows hold subsets of the keys
-            {"step": 4, "time": 0.0, "rankme": 2.5, "probe_acc": 0.25, "feature_std": 0.08}]
+    rows = [{"step": 2, "time": 0.0, "rankme": 3.5, "spread": 0.1},  # rows hold subsets of the keys
+            {"step": 4, "time": 0.0, "rankme": 2.5, "probe_acc": 0.25, "spread": 0.08, "rank_centred": 5.0}]
     with open(run / "metrics.jsonl", "a") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
     (run / "summary.json").write_text(json.dumps({"steps": 4, "collapse_warning": "RankMe fell to 1.2 <b>"}))
@@ -45,7 +47,7 @@ def test_all_sections(run, tmp_path):
     html = out.read_text()
     assert _h2(html) == HEADINGS
     alts = _imgs(html)
-    assert alts == ["training curves: loss, lr, ema, rankme, feature_std, probe_acc, pred_std, target_std",
+    assert alts == ["training curves: loss, lr, ema, probe_acc, rankme, rank_centred, spread, pred_std, target_std",
                     "context and target masks", "embedding map", "nearest-neighbour retrieval"]
     assert html.count("<img") == len(alts)
     assert 'class="alert bad"' in html and "RankMe fell to 1.2 &lt;b&gt;" in html  # prominent, escaped
@@ -56,13 +58,15 @@ def test_all_sections(run, tmp_path):
 
 
 def test_without_monitoring_keys_and_summary(run, tmp_path, capsys):
+    run = shutil.copytree(run, tmp_path / "run")
+    (run / "summary.json").unlink()
     out = tmp_path / "r" / "page.html"
     assert main(["report", str(run), "--out", str(out), "--no-tsne", "--device", "cpu"]) == 0
     assert str(out) in capsys.readouterr().out
     html = out.read_text()
     assert _h2(html) == HEADINGS and len(_imgs(html)) == 4
     assert _imgs(html)[0] == "training curves: loss, lr, ema, pred_std, target_std"
-    assert "Not logged by this run: rankme, feature_std, probe_acc." in html
+    assert "Not logged by this run: probe_acc, rankme, rank_centred, spread." in html
     assert "alert" not in html.split("<nav>")[0].split("<h1>")[1] and "t-SNE" not in html
     assert not (run / "report.html").exists()
 

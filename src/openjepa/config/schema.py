@@ -105,6 +105,7 @@ class EvalConfig:
     max_train_samples: int = 5000  # cap on training images used by the probes (0: all)
     max_test_samples: int = 2000  # cap on test images used by the probes (0: all)
     baselines: bool = True  # also probe raw pixels and a random-init encoder
+    report: bool = True  # write the HTML run report (report.html) when training ends
     protocols: List[str] = field(default_factory=lambda: ["linear", "knn"])  # linear | attentive | knn | lowshot
     cache: bool = True  # reuse extracted features cached in run_dir/features
     attentive_epochs: int = 10  # epochs of the attentive probe (V-JEPA: 20)

@@ -155,6 +155,10 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
 
         summary["eval"] = evaluate_method(method, cfg, device, run_dir, step=plan.total)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if cfg.eval.report:
+        from openjepa.report import write_report
+
+        print(f"report: {write_report(run_dir, device=str(device), progress=cfg.train.progress)}")
     return summary
 
 
