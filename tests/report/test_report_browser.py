@@ -4,6 +4,7 @@ Skipped where Chromium is not installed (CI installs Debian's ``chromium``).
 """
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def _load_checker():
 
 
 check = _load_checker()
+if check.find_chromium() is None and os.environ.get("OPENJEPA_REQUIRE_CHROMIUM"):
+    raise RuntimeError("OPENJEPA_REQUIRE_CHROMIUM is set (CI) but no chromium is on PATH")
 pytestmark = pytest.mark.skipif(check.find_chromium() is None, reason="chromium is not installed")
 
 
