@@ -110,7 +110,15 @@ CHOICES = {
     "train.loss": ("l1", "l2", "smooth_l1"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "eval.encoder": ("target", "context"),
+    "train.parallel": ("ddp", "fsdp"),
 }
+
+
+def validate_world(cfg: Config, world_size: int) -> None:
+    """Settings that depend on the number of ranks (known only once torchrun has started them)."""
+    if cfg.data.batch_size % world_size:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is the global batch and must be divisible by "
+                          f"the world size {world_size} (each rank takes batch_size / world_size)")
 
 
 def validate(cfg: Config) -> None:

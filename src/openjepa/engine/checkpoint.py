@@ -81,6 +81,12 @@ def load_latest(ckpt_dir: str | os.PathLike, map_location: str | torch.device = 
 
 def load_state_strict(module: nn.Module, state: dict, what: str = "model") -> None:
     """``load_state_dict`` that reports missing, unexpected and mis-shaped keys together, by name."""
+    check_state_keys(module, state, what)
+    module.load_state_dict(state, strict=True)
+
+
+def check_state_keys(module: nn.Module, state: dict, what: str = "model") -> None:
+    """Raise, naming them, if ``state``'s keys or shapes differ from ``module``'s (also for sharded modules)."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -92,7 +98,6 @@ def load_state_strict(module: nn.Module, state: dict, what: str = "model") -> No
             if keys:
                 parts.append(f"{label} ({len(keys)}): {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}")
         raise RuntimeError(f"{what} does not match the checkpoint; " + "; ".join(parts))
-    module.load_state_dict(state, strict=True)
 
 
 def rng_state() -> dict:

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from openjepa.config.load import to_dict, to_yaml
+from openjepa.config.load import to_dict, to_yaml, validate_world
 from openjepa.config.schema import Config
 from openjepa.data import build_dataset, dataset_info
 from openjepa.engine import checkpoint as ckpt
+from openjepa.engine import dist
 from openjepa.engine.compile import compile_blocks
 from openjepa.engine.loader import step_loader
 from openjepa.engine.logging import MetricLogger, progress
@@ -68,43 +69,54 @@ def prepare(cfg: Config) -> Config:
 
 
 def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
-    """Train ``cfg`` to the end (resuming from ``run_dir`` when asked); returns the final summary."""
+    """Train ``cfg`` to the end (resuming from ``run_dir`` when asked); returns the final summary.
+
+    Under torchrun every rank runs this function: each loads its share of the global batch, the
+    method is wrapped in DDP or FSDP2 (``train.parallel``), and rank 0 alone logs, writes
+    checkpoints, evaluates and writes the report.
+    """
     cfg = prepare(cfg)
-    device = resolve_device(cfg.device)
+    device = dist.setup(resolve_device(cfg.device))
+    rank, world = dist.rank(), dist.world_size()
+    validate_world(cfg, world)
     precision = resolve_precision(cfg.train.precision, device)
     run_dir = Path(cfg.run_dir)
     ckpt_dir = run_dir / "checkpoints"
     if not resume and ckpt.list_checkpoints(ckpt_dir):
         raise FileExistsError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
                               f"or choose another run_dir (run_dir=...)")
+    dist.barrier()  # no rank may see the checkpoint rank 0 is about to write as a stale one
     torch.manual_seed(cfg.seed)
     dataset = build_dataset(cfg.data, "train", cfg.model.img_size, seed=cfg.seed)
     plan = plan_steps(cfg, len(dataset))
     method = build_method(cfg, plan.total).to(device)
+    model = dist.wrap(method, cfg.train.parallel, device)  # what the loop calls; `method` stays the plain view
     opt = build_optimizer(method, cfg.optim)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    monitor = build_monitor(cfg, method, device)
+    monitor = build_monitor(cfg, method, device) if rank == 0 else None
 
     start = 0
     if resume:
-        found = ckpt.load_latest(ckpt_dir, map_location="cpu")  # load_state_dict copies onto the device
+        found = ckpt.load_latest(ckpt_dir, map_location="cpu")  # loading copies onto the device
         if found is None:
             raise FileNotFoundError(f"--resume: no readable checkpoint in {ckpt_dir}")
         path, state = found
         start = restore(state, method, opt, scaler, monitor)
-        print(f"resumed from {path} at step {start}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        if rank == 0:
+            print(f"resumed from {path} at step {start}")
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
     sampler = build_mask_sampler(cfg.mask, method.encoder.grid, cfg.seed)
     loader = step_loader(dataset, MaskCollator(sampler, cfg.seed), global_batch=cfg.data.batch_size, seed=cfg.seed,
-                         start=start, total=plan.total, rank=0, world=1, num_workers=cfg.data.num_workers,
+                         start=start, total=plan.total, rank=rank, world=world, num_workers=cfg.data.num_workers,
                          pin_memory=device.type == "cuda")
     if cfg.train.compile:
         compile_blocks(method)
-    logger = MetricLogger(run_dir)
-    bar = progress(plan.total, start, cfg.train.progress)
-    method.train()
+    logger = MetricLogger(run_dir, enabled=rank == 0)
+    bar = progress(plan.total, start, cfg.train.progress and rank == 0)
+    model.train()
     t_last, seen = time.perf_counter(), 0
     shown: dict[str, str] = {}  # progress-bar postfix
     for batch in loader:
@@ -113,21 +125,21 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
         set_hparams(opt, lr, wd)
         batch = to_device(batch, device)
         with autocast(precision, device):
-            out = method.training_step(batch, step)
+            out = model(batch, step)  # JEPAMethod.forward is training_step (DDP and FSDP2 need the call)
         optimise(out.loss, step, method, opt, scaler, cfg.optim.clip_grad, ckpt_dir)
         method.after_optimizer_step(step)
         if monitor is not None and out.features is not None:
             monitor.update(out.features, batch["y"])
 
         done = step + 1
-        seen += batch["x"].shape[0]
+        seen += batch["x"].shape[0] * world
         bar.update(1)
         metrics: dict[str, float] = {}
         if done % cfg.train.log_every == 0 or done == plan.total:
             now = time.perf_counter()
             ips = seen / max(now - t_last, 1e-9)
             t_last, seen = now, 0
-            metrics = {k: float(v) for k, v in out.metrics.items()}
+            metrics = dist.mean_over_ranks({k: float(v) for k, v in out.metrics.items()}, device)
             metrics.update(lr=lr, wd=wd, ema=momentum_at(step, plan.total, *cfg.optim.ema), img_per_s=ips,
                            epoch=done / plan.steps_per_epoch)
             shown.update(loss=f"{metrics['loss']:.4f}", img_s=f"{ips:.0f}", lr=f"{lr:.2e}")
@@ -138,28 +150,49 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
             logger.log(done, metrics)
             bar.set_postfix(shown)
         if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0 and done < plan.total:
-            ckpt.save_checkpoint(snapshot(method, opt, scaler, done, cfg, monitor), ckpt_dir, done, cfg.train.keep_last)
+            save(snapshot(method, opt, scaler, done, cfg, monitor), ckpt_dir, done, cfg.train.keep_last)
     bar.close()
     logger.close()
     final = snapshot(method, opt, scaler, plan.total, cfg, monitor)
-    ckpt.save_checkpoint(final, ckpt_dir, plan.total, cfg.train.keep_last)
+    save(final, ckpt_dir, plan.total, cfg.train.keep_last)
+    summary: dict[str, Any] = {"steps": plan.total, "run_dir": str(run_dir), "device": str(device),
+                               "precision": precision, "world_size": world}
+    if rank == 0:
+        summary.update(finish(cfg, final, method, device, run_dir, monitor))
+    dist.cleanup()
+    return summary
+
+
+def finish(cfg: Config, final: dict, method: JEPAMethod, device: torch.device, run_dir: Path,
+           monitor: TrainingMonitor | None) -> dict[str, Any]:
+    """Rank 0, after the last step: export the encoder, evaluate, write summary.json and the report."""
+    if dist.is_sharded(method):  # FSDP2: evaluate an unsharded copy built from the gathered weights
+        method = build_method(cfg, final["step"]).to(device)
+        ckpt.load_state_strict(method, final["method"], "method")
+    method.eval()
     export_encoder(method, cfg, run_dir / "encoder.safetensors")
     warning = None if monitor is None else monitor.warning
-    summary: dict[str, Any] = {"steps": plan.total, "run_dir": str(run_dir), "device": str(device),
-                               "precision": precision, "collapse_warning": warning and warning["message"],
-                               "collapse": warning}
+    summary: dict[str, Any] = {"collapse_warning": warning and warning["message"], "collapse": warning}
     if warning is not None:
         print(f"WARNING: {warning['message']}")
     if cfg.eval.at_end:
         from openjepa.eval.frozen import evaluate_method
 
-        summary["eval"] = evaluate_method(method, cfg, device, run_dir, step=plan.total)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["eval"] = evaluate_method(method, cfg, device, run_dir, step=final["step"])
+    (run_dir / "summary.json").write_text(json.dumps({"steps": final["step"], "run_dir": str(run_dir),
+                                                      **summary}, indent=2))
     if cfg.eval.report:
         from openjepa.report import write_report
 
         print(f"report: {write_report(run_dir, device=str(device), progress=cfg.train.progress)}")
     return summary
+
+
+def save(state: dict, ckpt_dir: Path, step: int, keep_last: int) -> None:
+    """Rank 0 writes (the state was gathered by every rank); the others wait until it is on disk."""
+    if dist.is_main():
+        ckpt.save_checkpoint(state, ckpt_dir, step, keep_last)
+    dist.barrier()
 
 
 def optimise(loss: torch.Tensor, step: int, method: JEPAMethod, opt: torch.optim.Optimizer,
@@ -184,21 +217,28 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 def snapshot(method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int,
              cfg: Config, monitor: TrainingMonitor | None = None) -> dict:
-    """Everything a resumed run needs; data order and masks follow from (seed, step)."""
-    return {"step": step, "method": method.state_dict(), "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict(), "rng": ckpt.rng_state(), "config": to_dict(cfg),
-            "monitor": None if monitor is None else monitor.extra_state(), "format": "openjepa-checkpoint-v1"}
+    """Everything a resumed run needs; data order and masks follow from (seed, step).
+
+    Collective under torchrun (every rank calls it): the model and optimizer states are gathered
+    in full to rank 0 (``dist.full_state``), the RNG states of every rank are kept.
+    """
+    model_sd, optim_sd = dist.full_state(method, opt)
+    rngs = dist.gather_objects(ckpt.rng_state())
+    return {"step": step, "method": model_sd, "optimizer": optim_sd, "scaler": scaler.state_dict(),
+            "rng": rngs[0], "rng_ranks": rngs, "config": to_dict(cfg),
+            "monitor": None if monitor is None else monitor.extra_state(), "format": "openjepa-checkpoint-v2"}
 
 
 def restore(state: dict, method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
             monitor: TrainingMonitor | None = None) -> int:
-    ckpt.load_state_strict(method, state["method"], "method")
-    opt.load_state_dict(state["optimizer"])
+    ckpt.check_state_keys(method, state["method"], "method")
+    dist.load_full_state(method, opt, state["method"], state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     if monitor is not None and state.get("monitor"):
         monitor.load_extra_state(state["monitor"])
-    ckpt.set_rng_state(state["rng"])
+    rngs = state.get("rng_ranks") or [state["rng"]]
+    ckpt.set_rng_state(rngs[dist.rank()] if len(rngs) == dist.world_size() else state["rng"])
     return int(state["step"])
 
 

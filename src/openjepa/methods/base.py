@@ -26,6 +26,10 @@ class JEPAMethod(nn.Module, metaclass=ABCMeta):
     def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
         """One step's loss (and detached metrics) for ``batch``; ``step`` is the global step."""
 
+    def forward(self, batch: dict[str, Any], step: int) -> StepOutput:
+        """The training step, so that DDP and FSDP2 wrappers (which hook ``forward``) see it."""
+        return self.training_step(batch, step)
+
     def after_optimizer_step(self, step: int) -> None:
         """Called after each optimizer step (e.g. the EMA update)."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -28,10 +30,23 @@ def regression_loss(pred: Tensor, target: Tensor, valid: Optional[Tensor] = None
     else:
         raise ValueError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}")
     per_token = d.mean(dim=-1)  # (B, K)
-    if valid is None:
-        return per_token.mean()
-    w = valid.to(per_token.dtype)
-    return (per_token * w).sum() / w.sum().clamp_min(1.0)
+    w = torch.ones_like(per_token) if valid is None else valid.to(per_token.dtype)
+    return (per_token * w).sum() / _count_per_rank(w.sum()).clamp_min(1.0)
+
+
+def _count_per_rank(count: Tensor) -> Tensor:
+    """The mean valid-token count per rank (``count`` itself on one process).
+
+    DDP and FSDP average gradients over ranks. Dividing each rank's sum by the *mean* count per rank
+    makes that average the gradient of (global sum) / (global count): the loss of one process with
+    the whole global batch, even though each rank's local batch holds a different number of valid
+    target tokens. The count carries no gradient.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return count
+    total = count.detach().clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
 
 
 def normalized_targets(h: Tensor) -> Tensor:
