@@ -256,7 +256,6 @@ def monitor_metrics(monitor: TrainingMonitor, step: int, bar: Any) -> dict[str, 
     metrics = monitor.compute(step)
     if monitor.warning is not None and not had_warning:
         bar.write(f"WARNING: {monitor.warning['message']}")
-        log.warning(monitor.warning["message"])
     return metrics
 
 
