@@ -111,6 +111,9 @@ CHOICES = {
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "eval.encoder": ("target", "context"),
     "train.parallel": ("ddp", "fsdp"),
+    "train.target": ("ema", "online"),
+    "sigreg.combine": ("convex", "add"),
+    "sigreg.statistic": ("per_view", "all_views"),
 }
 
 
@@ -158,6 +161,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"monitor: every={cfg.monitor.every} must be >= 0, buffer={cfg.monitor.buffer} >= 2, "
                           f"collapse_ratio={cfg.monitor.collapse_ratio} in [0, 1)")
     _validate_eval(cfg)
+    if cfg.train.target == "online" and cfg.sigreg.weight <= 0:
+        raise ConfigError("train.target=online (no EMA, no stop-gradient) collapses without a regulariser: "
+                          "set sigreg.weight > 0 (e.g. 0.05)")
+    if not 0 <= cfg.sigreg.weight <= (1 if cfg.sigreg.combine == "convex" else float("inf")):
+        raise ConfigError(f"sigreg.weight={cfg.sigreg.weight} must be in [0, 1] with sigreg.combine=convex")
+    if cfg.train.method == "lejepa" and cfg.views.num_global < 1:
+        raise ConfigError(f"views.num_global={cfg.views.num_global} must be at least 1 for lejepa")
 
 
 def check_protocols(protocols: Sequence[str], key: str = "eval.protocols") -> list[str]:

@@ -23,6 +23,8 @@ class ModelConfig:
     predictor_embed_dim: int = 64  # predictor width
     predictor_depth: int = 2  # predictor depth
     predictor_heads: int = 2  # predictor attention heads
+    proj_dim: int = 128  # LeJEPA projector output width
+    proj_hidden: int = 512  # LeJEPA projector hidden width
     dtype_params: str = "float32"  # parameter dtype (mixed precision is `train.precision`)
 
 
@@ -80,6 +82,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     method: str = "ijepa"  # registered method name
+    target: str = "ema"  # ijepa targets: ema (EMA teacher, stop-gradient) | online (the encoder itself; needs sigreg.weight > 0)
     loss: str = "smooth_l1"  # l1 | l2 | smooth_l1 (distance between prediction and layer-normed target)
     steps: int = 400  # optimizer steps (0: use epochs)
     epochs: float = 6.0  # training length in epochs when steps is 0
@@ -123,6 +126,26 @@ class EvalConfig:
 
 
 @dataclass
+class SIGRegConfig:
+    weight: float = 0.0  # lambda, the SIGReg trade-off (LeJEPA: 0.05); 0 = off (I-JEPA with its EMA teacher)
+    combine: str = "convex"  # convex: (1-lambda)*prediction + lambda*SIGReg (the paper) | add: prediction + lambda*SIGReg
+    statistic: str = "per_view"  # per_view: mean over views of each view's statistic (the paper) | all_views: one over all
+    slices: int = 256  # random 1-D projections (directions) per step
+    knots: int = 17  # trapezoid-rule knots on [0, t_max]
+    t_max: float = 3.0  # upper end of the integration range of the characteristic functions
+
+
+@dataclass
+class ViewsConfig:
+    num_global: int = 2  # global views per image (LeJEPA: 2)
+    num_local: int = 6  # local views per image (LeJEPA: 6)
+    global_size: int = 0  # global view side in pixels (0: model.img_size)
+    local_size: int = 0  # local view side in pixels (0: 7/16 of model.img_size, rounded to the patch size; 98 of 224)
+    global_scale: List[float] = field(default_factory=lambda: [0.3, 1.0])  # RandomResizedCrop area range, global
+    local_scale: List[float] = field(default_factory=lambda: [0.05, 0.3])  # RandomResizedCrop area range, local
+
+
+@dataclass
 class MonitorConfig:
     every: int = 50  # steps between monitor metrics (online probe accuracy, RankMe, spread); 0 = off
     probe: bool = True  # train an online linear probe on detached features when the data has labels
@@ -142,4 +165,6 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sigreg: SIGRegConfig = field(default_factory=SIGRegConfig)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)

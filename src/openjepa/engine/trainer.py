@@ -30,7 +30,6 @@ from openjepa.engine.monitor import TrainingMonitor
 from openjepa.engine.optim import build_optimizer, set_hparams
 from openjepa.engine.precision import autocast, resolve_device, resolve_precision
 from openjepa.engine.schedules import lr_at, wd_at
-from openjepa.masks import MaskCollator, build_mask_sampler
 from openjepa.methods import JEPAMethod, build_method
 from openjepa.target import momentum_at
 
@@ -108,8 +107,9 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
-    sampler = build_mask_sampler(cfg.mask, method.encoder.grid, cfg.seed)
-    loader = step_loader(dataset, MaskCollator(sampler, cfg.seed), global_batch=cfg.data.batch_size, seed=cfg.seed,
+    if (tf := method.train_transform(cfg)) is not None:
+        dataset.transform = tf  # e.g. LeJEPA's multi-view crops
+    loader = step_loader(dataset, method.make_collator(cfg), global_batch=cfg.data.batch_size, seed=cfg.seed,
                          start=start, total=plan.total, rank=rank, world=world, num_workers=cfg.data.num_workers,
                          pin_memory=device.type == "cuda")
     if cfg.train.compile:

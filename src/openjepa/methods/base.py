@@ -30,6 +30,16 @@ class JEPAMethod(nn.Module, metaclass=ABCMeta):
         """The training step, so that DDP and FSDP2 wrappers (which hook ``forward``) see it."""
         return self.training_step(batch, step)
 
+    def make_collator(self, cfg: Config) -> Callable:
+        """The DataLoader collate function for training (default: multi-block masks on the encoder's grid)."""
+        from openjepa.masks import MaskCollator, build_mask_sampler
+
+        return MaskCollator(build_mask_sampler(cfg.mask, self.encoder.grid, cfg.seed), cfg.seed)
+
+    def train_transform(self, cfg: Config) -> Callable | None:
+        """A per-image training transform replacing the dataset's own (e.g. multi-view crops), or None."""
+        return None
+
     def after_optimizer_step(self, step: int) -> None:
         """Called after each optimizer step (e.g. the EMA update)."""
 

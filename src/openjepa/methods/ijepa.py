@@ -2,6 +2,10 @@
 
 The same method trains on video (V-JEPA, Bardes et al. 2024): the ViT and the mask sampler work
 on a (T, H, W) token grid, so nothing here depends on the modality.
+
+With ``train.target=online`` there is no EMA teacher and no stop-gradient: the encoder itself
+encodes the full image for the targets, and SIGReg on the pooled embeddings (LeJEPA, Balestriero &
+LeCun 2025, arXiv 2511.08544) is what prevents collapse (the masked JEPA the LeJEPA authors invite).
 """
 
 from __future__ import annotations
@@ -17,43 +21,53 @@ from openjepa.masks.ops import apply_masks, repeat_for_blocks
 from openjepa.methods.base import JEPAMethod, StepOutput, register_method
 from openjepa.models import Predictor, VisionTransformer
 from openjepa.objectives import normalized_targets, regression_loss
+from openjepa.objectives.combine import combine
+from openjepa.objectives.sigreg import SIGReg
 from openjepa.registry import create_model
 from openjepa.target import EMATarget, momentum_at
 
 
 class IJEPA(JEPAMethod):
     def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "smooth_l1",
-                 ema: tuple[float, float] = (0.996, 1.0), total_steps: int = 1):
+                 ema: tuple[float, float] = (0.996, 1.0), total_steps: int = 1, sigreg: SIGReg | None = None,
+                 sigreg_weight: float = 0.0, combine_mode: str = "convex", seed: int = 0):
         super().__init__()
         self.encoder = encoder
         self.predictor = predictor
-        self.target = EMATarget(encoder)
+        self.target = EMATarget(encoder) if sigreg is None else None  # online targets: no teacher at all
+        self.sigreg, self.sigreg_weight, self.combine_mode, self.seed = sigreg, sigreg_weight, combine_mode, seed
         self.loss, self.ema, self.total_steps = loss, tuple(ema), total_steps
 
     def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
         x, masks = batch["x"], batch["masks"]
         n = masks.targets.idx.shape[1]  # target blocks per sample
         tgt = masks.targets.flatten_blocks()  # idx (B*n, Kt)
-        with torch.no_grad():
-            t = self.target(x)  # (B, N, D)
-            h = normalized_targets(t)
-            h = apply_masks(repeat_for_blocks(h, n), tgt.idx)  # (B*n, Kt, D)
+        with torch.set_grad_enabled(self.target is None):  # online targets carry gradients
+            t = (self.encoder if self.target is None else self.target)(x)  # (B, N, D)
+            h = apply_masks(repeat_for_blocks(normalized_targets(t), n), tgt.idx)  # (B*n, Kt, D)
         z = self.encoder(x, masks.context)  # (B, Kc, D)
         ctx = masks.context
         ctx = MaskBatch(repeat_for_blocks(ctx.idx, n), None if ctx.valid is None else repeat_for_blocks(ctx.valid, n))
         pred = self.predictor(repeat_for_blocks(z, n), ctx, tgt)  # (B*n, Kt, D)
         loss = regression_loss(pred, h, tgt.valid, self.loss)
-        return StepOutput(loss, {"loss": loss.detach(), "pred_std": _std(pred), "target_std": _std(h)},
-                          features=t.mean(dim=1).float())  # (B, D) pooled, as the probes see them
+        metrics = {"pred_loss": loss.detach(), "pred_std": _std(pred), "target_std": _std(h)}
+        pooled = t.mean(dim=1)  # (B, D), as the probes see it
+        if self.sigreg is not None:
+            reg = self.sigreg(pooled.float(), seed=self.seed, step=step)
+            loss = combine(loss, reg, self.sigreg_weight, self.combine_mode)
+            metrics["sigreg"] = reg.detach()
+        metrics["loss"] = loss.detach()
+        return StepOutput(loss, metrics, features=pooled.detach().float())
 
     def after_optimizer_step(self, step: int) -> None:
-        self.target.update(self.encoder, momentum_at(step, self.total_steps, *self.ema))
+        if self.target is not None:
+            self.target.update(self.encoder, momentum_at(step, self.total_steps, *self.ema))
 
     @torch.no_grad()
     def encode(self, x: Tensor, which: str = "target") -> Tensor:
         if which not in ("target", "context"):
             raise ValueError(f"unknown encoder {which!r}; choose target or context")
-        return (self.target if which == "target" else self.encoder)(x)
+        return (self.encoder if which == "context" or self.target is None else self.target)(x)
 
 
 def _std(t: Tensor) -> Tensor:
@@ -73,4 +87,7 @@ def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
     m = cfg.model
     predictor = Predictor(encoder.grid, encoder.embed_dim, m.predictor_embed_dim, m.predictor_depth,
                           m.predictor_heads)
-    return IJEPA(encoder, predictor, cfg.train.loss, tuple(cfg.optim.ema), total_steps)
+    sig = cfg.sigreg
+    reg = SIGReg(sig.slices, sig.knots, sig.t_max) if cfg.train.target == "online" else None
+    return IJEPA(encoder, predictor, cfg.train.loss, tuple(cfg.optim.ema), total_steps, reg, sig.weight, sig.combine,
+                 cfg.seed)
