@@ -53,7 +53,7 @@ class IJEPA(JEPAMethod):
         metrics = {"pred_loss": loss.detach(), "pred_std": _std(pred), "target_std": _std(h)}
         pooled = t.mean(dim=1)  # (B, D), as the probes see it
         if self.sigreg is not None:
-            reg = self.sigreg(pooled.float(), seed=self.seed, step=step)
+            reg = self.sigreg(pooled, step)
             loss = combine(loss, reg, self.sigreg_weight, self.combine_mode)
             metrics["sigreg"] = reg.detach()
         metrics["loss"] = loss.detach()
@@ -88,6 +88,6 @@ def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
     predictor = Predictor(encoder.grid, encoder.embed_dim, m.predictor_embed_dim, m.predictor_depth,
                           m.predictor_heads)
     sig = cfg.sigreg
-    reg = SIGReg(sig.slices, sig.knots, sig.t_max) if cfg.train.target == "online" else None
+    reg = SIGReg(sig.slices, sig.knots, sig.t_max, cfg.seed) if cfg.train.target == "online" else None
     return IJEPA(encoder, predictor, cfg.train.loss, tuple(cfg.optim.ema), total_steps, reg, sig.weight, sig.combine,
                  cfg.seed)

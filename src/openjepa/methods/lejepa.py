@@ -63,9 +63,9 @@ class LeJEPA(JEPAMethod):
         centre = z[: self.num_global].mean(dim=0)  # (B, P): the global views' mean
         pred = (z - centre).square().mean()
         if self.statistic == "per_view":
-            reg = torch.stack([self.sigreg(z[v], seed=self.seed, step=step) for v in range(z.shape[0])]).mean()
+            reg = torch.stack([self.sigreg(z[v], step) for v in range(z.shape[0])]).mean()
         else:
-            reg = self.sigreg(z.flatten(0, 1), seed=self.seed, step=step)
+            reg = self.sigreg(z.flatten(0, 1), step)
         loss = combine(pred, reg, self.weight, self.combine_mode)
         metrics = {"loss": loss.detach(), "pred_loss": pred.detach(), "sigreg": reg.detach(),
                    "proj_std": z.detach().std(dim=1).mean()}
@@ -99,5 +99,5 @@ def view_size(cfg: Config, kind: str) -> int:
 def build_lejepa(cfg: Config, total_steps: int) -> LeJEPA:
     encoder = build_encoder(cfg)
     m, s = cfg.model, cfg.sigreg
-    return LeJEPA(encoder, projector(encoder.embed_dim, m.proj_hidden, m.proj_dim), SIGReg(s.slices, s.knots, s.t_max),
+    return LeJEPA(encoder, projector(encoder.embed_dim, m.proj_hidden, m.proj_dim), SIGReg(s.slices, s.knots, s.t_max, cfg.seed),
                   s.weight, s.combine, s.statistic, cfg.views.num_global, cfg.seed)
