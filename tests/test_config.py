@@ -72,3 +72,59 @@ def test_paper_recipe():
 
     plan = plan_steps(cfg, 1_281_167)  # ImageNet-1k train images
     assert plan.steps_per_epoch == 625 and plan.total == 300 * 625 and plan.warmup == 40 * 625
+
+
+@pytest.mark.parametrize("override, key", [
+    ("optim.lr=abc", "optim.lr"), ("data.batch_size=1.5", "data.batch_size"), ("train.steps=ten", "train.steps"),
+    ("model.patch_size=0", "model.patch_size"), ("model.tubelet_size=0", "model.tubelet_size"),
+    ("optim.lr=-1", "optim.lr"), ("optim.lr=nan", "optim.lr"), ("train.epochs=inf", "train.epochs"),
+    ("train.log_every=0", "train.log_every"), ("train.ckpt_every=-5", "train.ckpt_every"),
+    ("data.val_fraction=1.0", "data.val_fraction"), ("mask.ratio=0", "mask.ratio"),
+    ("model.predictor_heads=3", "model.predictor_heads"), ("data.train_size=10", "data.train_size"),
+    ("train.spike_factor=0.5", "train.spike_factor"), ("train.spike_window=0", "train.spike_window"),
+])
+def test_wrong_types_and_impossible_values_named(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_wrong_types_in_yaml_named(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  batch_size: 1.5\n")
+    with pytest.raises(ConfigError, match=r"data\.batch_size.*c\.yaml"):
+        load_config(p)
+    p.write_text("optim:\n  lr: abc\n")
+    with pytest.raises(ConfigError, match=r"optim\.lr"):
+        load_config(p)
+
+
+def test_spike_guard_settings():
+    cfg = load_config()
+    assert (cfg.train.spike_factor, cfg.train.spike_window) == (0.0, 50)  # off by default
+    cfg = load_config(None, ["train.spike_factor=4", "train.spike_window=20"])
+    assert (cfg.train.spike_factor, cfg.train.spike_window) == (4.0, 20)
+
+
+def test_validate_world_names_the_batch_size_and_world_size():
+    from openjepa.config.load import validate_world
+
+    cfg = load_config(None, ["data.batch_size=64"])
+    validate_world(cfg, 1)
+    validate_world(cfg, 8)
+    with pytest.raises(ConfigError, match=r"data\.batch_size=64 .*world size 3"):
+        validate_world(cfg, 3)
+
+
+def test_config_errors_come_before_any_model_is_built(tmp_path, capsys, monkeypatch):
+    import openjepa.engine.trainer
+    from openjepa.cli import main
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(openjepa.engine.trainer, "build_method", no_model)
+    for bad in (["optim.lr=abc"], ["mask.min_keep=1000"], ["data.batch_size=1.5"], ["optim.lrr=1"]):
+        assert main(["train", f"run_dir={tmp_path / 'run'}", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("openjepa train: error: ") and bad[0].split("=")[0] in err[0]
+    assert not (tmp_path / "run").exists()

@@ -164,13 +164,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "name", None) and "=" in args.name:
         args.overrides, args.name = [args.name, *args.overrides], None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from openjepa.config import ConfigError
-
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError) as e:
-        print(f"openjepa {args.command}: error: {e}", file=sys.stderr)
+    except user_errors() as e:  # evaluated only when something was raised: no torch import up front
+        print(f"openjepa {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the user's input (a config, a data folder, a checkpoint file), whose
+    messages name the key or file: reported in one line with exit code 2, never as a traceback."""
+    from openjepa.config import ConfigError
+    from openjepa.data.base import DataError
+    from openjepa.engine.checkpoint import CheckpointError
+
+    return ConfigError, DataError, CheckpointError, FileNotFoundError, FileExistsError
+
+
+def one_line(e: BaseException) -> str:
+    """``e``'s message on one line. An error re-raised from a DataLoader worker carries the worker's
+    traceback in its message; its last line holds the original message."""
+    text = str(e).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 import yaml
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from openjepa.config.load import from_dict
-from openjepa.engine.checkpoint import load_state_strict
+from openjepa.engine.checkpoint import CheckpointError, load_state_strict
 from openjepa.methods import build_encoder
 from openjepa.models import VisionTransformer
 
@@ -28,11 +28,16 @@ def load_pretrained(path: str | Path, map_location: str | torch.device = "cpu") 
 
         _, method, _, _ = load_run(path, map_location)
         return method.target.encoder.eval()
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != "openjepa-encoder-v1" or "config" not in meta:
-        raise RuntimeError(f"{path} has no openjepa encoder metadata (format={meta.get('format')!r})")
-    cfg = from_dict(yaml.safe_load(meta["config"]))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != "openjepa-encoder-v1" or "config" not in meta:
+            raise CheckpointError(f"{path} has no openjepa encoder metadata (format={meta.get('format')!r})")
+        cfg = from_dict(yaml.safe_load(meta["config"]))
+        weights = load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError, yaml.YAMLError) as e:
+        raise CheckpointError(f"cannot read encoder weights {path} (truncated or corrupt): "
+                              f"{type(e).__name__}: {e}") from e
     enc = build_encoder(cfg)
-    load_state_strict(enc, load_file(str(path), device=str(map_location)), f"encoder built from {path}'s config")
+    load_state_strict(enc, weights, f"encoder built from {path}'s config")
     return enc.eval()

@@ -10,7 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from openjepa.config.schema import DataConfig
-from openjepa.data import build_dataset, dataset_info
+from openjepa.data import DataError, build_dataset, dataset_info
 from openjepa.data.folder import FolderDataset
 
 
@@ -94,14 +94,14 @@ def test_corrupt_file_raises_when_asked(tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
     ds = FolderDataset(root, "train", val_fraction=0.0, on_error="raise")
     i_bad = [p for p, _ in ds.samples].index(str(bad))
-    with pytest.raises(RuntimeError, match="broken.png"):
+    with pytest.raises(DataError, match="broken.png"):
         ds[i_bad]
 
 
 def test_all_files_bad_is_an_error(tmp_path):
     (tmp_path / "a.png").write_bytes(b"nope")
     ds = FolderDataset(tmp_path, "train", val_fraction=0.0)
-    with pytest.raises(RuntimeError, match="could be decoded"):
+    with pytest.raises(DataError, match="could be decoded"):
         ds[0]
 
 

@@ -6,7 +6,9 @@ Every error names the offending key and the valid choices; nothing from a config
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -141,6 +143,7 @@ def validate(cfg: Config) -> None:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"model.encoder={cfg.model.encoder!r} is not registered{hint}; "
                           f"choose one of: {', '.join(list_models())}")
+    _validate_ranges(cfg)
     m = cfg.model
     if m.img_size % m.patch_size:
         raise ConfigError(f"model.img_size={m.img_size} is not a multiple of model.patch_size={m.patch_size}")
@@ -151,8 +154,9 @@ def validate(cfg: Config) -> None:
     tokens = (m.num_frames // m.tubelet_size) * (m.img_size // m.patch_size) ** 2
     if cfg.mask.min_keep > tokens:
         raise ConfigError(f"mask.min_keep={cfg.mask.min_keep} exceeds the {tokens} tokens of the grid")
-    if cfg.data.batch_size < 1:
-        raise ConfigError(f"data.batch_size={cfg.data.batch_size} must be at least 1")
+    if cfg.data.name == "shapes" and cfg.data.batch_size > cfg.data.train_size:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} exceeds data.train_size={cfg.data.train_size} "
+                          f"(the shapes training images)")
     if cfg.train.steps < 0 or (cfg.train.steps == 0 and cfg.train.epochs <= 0):
         raise ConfigError("set train.steps > 0 or train.epochs > 0")
     if len(cfg.optim.ema) != 2:
@@ -168,6 +172,53 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"sigreg.weight={cfg.sigreg.weight} must be in [0, 1] with sigreg.combine=convex")
     if cfg.train.method == "lejepa" and cfg.views.num_global < 1:
         raise ConfigError(f"views.num_global={cfg.views.num_global} must be at least 1 for lejepa")
+
+
+AT_LEAST_1 = ("model.img_size", "model.patch_size", "model.num_frames", "model.tubelet_size", "model.in_chans",
+              "model.predictor_embed_dim", "model.predictor_depth", "model.predictor_heads", "mask.num_targets",
+              "mask.num_context", "data.batch_size", "train.log_every", "train.spike_window", "eval.knn_k",
+              "eval.probe_epochs", "eval.probe_batch_size")
+AT_LEAST_0 = ("mask.min_keep", "data.num_workers", "data.train_size", "data.test_size", "optim.lr", "optim.start_lr",
+              "optim.final_lr", "optim.warmup_steps", "optim.warmup_epochs", "optim.weight_decay",
+              "optim.final_weight_decay", "optim.clip_grad", "train.ckpt_every", "train.keep_last",
+              "train.spike_factor", "eval.max_train_samples", "eval.max_test_samples", "eval.attentive_wd",
+              "eval.lowshot_wd")
+POSITIVE = ("optim.eps", "eval.knn_temperature", "eval.lowshot_lr", "monitor.probe_lr")
+
+
+def _get(cfg: Config, key: str) -> Any:
+    section, leaf = key.split(".")
+    return getattr(getattr(cfg, section), leaf)
+
+
+def _validate_ranges(cfg: Config) -> None:
+    """Numbers out of range (a zero patch size, a negative learning rate, a NaN), by key."""
+    for name, section in vars(cfg).items():
+        for leaf, value in (vars(section).items() if dataclasses.is_dataclass(section) else ()):
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ConfigError(f"{name}.{leaf}={value} must be a finite number")
+    for keys, ok, what in ((AT_LEAST_1, lambda v: v >= 1, "at least 1"), (AT_LEAST_0, lambda v: v >= 0, ">= 0"),
+                           (POSITIVE, lambda v: v > 0, "> 0")):
+        for key in keys:
+            if not ok(_get(cfg, key)):
+                raise ConfigError(f"{key}={_get(cfg, key)} must be {what}")
+    for key, lo, hi in (("data.val_fraction", 0.0, 1.0), ("model.drop_path", 0.0, 1.0)):
+        if not lo <= _get(cfg, key) < hi:
+            raise ConfigError(f"{key}={_get(cfg, key)} must be in [{lo:g}, {hi:g})")
+    if not 0 < cfg.mask.ratio < 1:
+        raise ConfigError(f"mask.ratio={cfg.mask.ratio} must be in (0, 1): the fraction of tokens that are targets")
+    if not 0 <= cfg.optim.decay_fraction <= 1:
+        raise ConfigError(f"optim.decay_fraction={cfg.optim.decay_fraction} must be in [0, 1]")
+    m, t = cfg.model, cfg.train
+    if m.num_frames % m.tubelet_size:
+        raise ConfigError(f"model.num_frames={m.num_frames} is not a multiple of model.tubelet_size={m.tubelet_size}")
+    if m.predictor_embed_dim % m.predictor_heads:
+        raise ConfigError(f"model.predictor_embed_dim={m.predictor_embed_dim} is not a multiple of "
+                          f"model.predictor_heads={m.predictor_heads}")
+    if 0 < t.spike_factor <= 1:
+        raise ConfigError(f"train.spike_factor={t.spike_factor} must be 0 (off) or greater than 1: a step is "
+                          f"skipped when its loss exceeds spike_factor × the recent mean")
 
 
 def check_protocols(protocols: Sequence[str], key: str = "eval.protocols") -> list[str]:

@@ -93,6 +93,8 @@ class TrainConfig:
     ckpt_every: int = 500  # steps between checkpoints (0: only at the end)
     keep_last: int = 2  # checkpoints kept on disk
     progress: bool = True  # show a progress bar
+    spike_factor: float = 0.0  # skip a step whose loss exceeds this multiple of the recent mean (0 = off)
+    spike_window: int = 50  # recent (taken) steps whose mean loss the spike guard compares against
 
 
 EVAL_PROTOCOLS = ("linear", "attentive", "knn", "lowshot")  # eval.protocols / --protocol choices

@@ -7,7 +7,7 @@ Built in: ``shapes`` (procedural, the default), ``digits`` (scikit-learn), ``fas
 files), ``folder`` (any image directory).
 """
 
-from .base import eval_view, raw_pixels, stratified_split
+from .base import DataError, eval_view, raw_pixels, stratified_split
 from .digits import DigitsDataset
 from .fashion_mnist import FashionMNIST
 from .folder import FolderDataset
@@ -17,6 +17,7 @@ from .transforms import available_transforms, build_pipeline, build_transform, b
 
 __all__ = [
     "DATASETS",
+    "DataError",
     "DatasetInfo",
     "DigitsDataset",
     "FashionMNIST",

@@ -11,11 +11,17 @@ directories are ignored; subfolders are scanned recursively):
 
 Items come in a seeded random order (not grouped by class), so any prefix is a fair sample.
 
-Unreadable images: with ``on_error="raise"`` the item raises ``RuntimeError`` naming the file; with
+A layout that cannot be used (an empty folder, no files of a known extension, a class folder with
+no images while its siblings have some) raises :class:`~openjepa.data.base.DataError` naming the
+folder when the dataset is built, i.e. before training starts.
+
+Unreadable images: with ``on_error="raise"`` the item raises ``DataError`` naming the file; with
 ``on_error="skip"`` the item is replaced by the next readable one (index+1, index+2, ... mod n) and
-the file is recorded in ``.skipped`` and logged once. DataLoader workers are separate processes,
-so their ``.skipped`` lists do not reach the main process; call :meth:`FolderDataset.verify` there
-for the full list up front.
+the file is recorded in ``.skipped`` (``(path, reason)`` pairs; their number is the count) and
+logged once. DataLoader workers are separate processes, so their ``.skipped`` lists do not reach
+the main process: set ``.skip_log`` to a file and every process appends ``path<TAB>reason`` lines
+to it (what the trainer does, see :mod:`openjepa.engine.faults`), or call
+:meth:`FolderDataset.verify` in the main process for the full list up front.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .base import stratified_split
+from .base import DataError, stratified_split
 from .transforms import to_float_image
 
 log = logging.getLogger(__name__)
@@ -97,13 +103,18 @@ def split_dirs(root: Path) -> Optional[Dict[str, Path]]:
 
 
 def class_names_of(directory: Path) -> List[str]:
-    """Class names (sorted subfolders holding at least one image); empty for a flat folder."""
-    names = []
-    for d in _subdirs(directory):
-        if _has_image(d):
-            names.append(d.name)
-        else:
-            log.warning("folder: ignoring %s (no images in it)", d)
+    """Class names (sorted subfolders holding at least one image); empty for a flat folder.
+
+    Raises :class:`DataError` when some subfolders hold images and others do not: in the
+    class-subfolder layout an empty class folder is a class with no examples, almost always a
+    mistake (a failed copy, a typo in a folder name), so it is named rather than dropped.
+    """
+    subdirs = _subdirs(directory)
+    names = [d.name for d in subdirs if _has_image(d)]
+    empty = [str(d) for d in subdirs if d.name not in names]
+    if names and empty:
+        raise DataError(f"folder: class folder(s) with no images: {', '.join(empty)} (in the class-subfolder "
+                        f"layout every subfolder of {directory} is a class); add images or remove the folder(s)")
     return names
 
 
@@ -116,13 +127,14 @@ def scan_layout(directory: Path, class_names: Optional[List[str]] = None) -> Tup
     found = class_names_of(directory)
     if not found:  # flat: unlabelled
         if class_names:
-            raise ValueError(f"folder: {directory} has no class subfolders but the train split has classes {class_names}")
+            raise DataError(f"folder: {directory} has no class subfolders but the train split has classes "
+                            f"{class_names}")
         return [(str(p), -1) for p in scan_images(directory)], []
     names = list(class_names) if class_names is not None else found
     index = {n: i for i, n in enumerate(names)}
     unknown = [n for n in found if n not in index]
     if unknown:
-        raise ValueError(f"folder: {directory} has class folders {unknown} that the train split does not have ({names})")
+        raise DataError(f"folder: {directory} has class folders {unknown} that the train split does not have ({names})")
     loose = [e.name for e in os.scandir(directory) if e.is_file() and is_image_file(e.name) and _visible(e)]
     if loose:
         log.warning("folder: ignoring %d image(s) directly in %s (class-subfolder layout)", len(loose), directory)
@@ -141,6 +153,27 @@ def load_rgb(path: str) -> Image.Image:
     return load_image(path, "RGB")
 
 
+def append_skip_log(path: Path, image: str, reason: str) -> None:
+    """Append ``image<TAB>reason`` to ``path``: one ``write`` in append mode, so lines from several
+    DataLoader workers (or ranks) never interleave."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = f"{image}\t{' '.join(reason.split())}\n"  # one line, whatever the decoder's message
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+
+
+def read_skip_log(path: Path) -> List[Tuple[str, str]]:
+    """The ``(path, reason)`` pairs of a skip log, first occurrence of each path only; [] if none."""
+    if not path.is_file():
+        return []
+    seen: Dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        image, _, reason = line.partition("\t")
+        if image and image not in seen:
+            seen[image] = reason
+    return list(seen.items())
+
+
 class FolderDataset(Dataset):
     """Images from a directory; item ``i`` is ``(image, label)`` with label -1 when unlabelled.
 
@@ -150,7 +183,8 @@ class FolderDataset(Dataset):
         val_fraction: held-out fraction when the folder has no train/test subfolders.
         seed: seed of that split.
         on_error: ``"skip"`` (replace unreadable images by the next readable one and record them
-            in ``.skipped``) or ``"raise"`` (``RuntimeError`` naming the file).
+            in ``.skipped``, and in the file ``.skip_log`` when set) or ``"raise"`` (``DataError``
+            naming the file).
         transform: applied to the RGB PIL image; ``None`` returns a [0, 1] float tensor.
         eval_transform: the deterministic pipeline :func:`openjepa.data.raw_pixels` switches to.
     """
@@ -177,7 +211,8 @@ class FolderDataset(Dataset):
         self.transform = transform
         self.eval_transform = eval_transform
         self.samples, self.class_names = self._scan(val_fraction, seed)
-        self.skipped: List[Tuple[str, str]] = []
+        self.skipped: List[Tuple[str, str]] = []  # (path, reason) of every unreadable file met here
+        self.skip_log: Optional[Path] = None  # when set, skipped files are also appended here (any process)
         self._bad: Set[int] = set()
 
     def _scan(self, val_fraction: float, seed: int) -> Tuple[List[Tuple[str, int]], List[str]]:
@@ -187,17 +222,18 @@ class FolderDataset(Dataset):
             train, names = scan_layout(dirs["train"])
             samples = train if self.split == "train" else scan_layout(directory, names)[0]
             if not samples:
-                raise ValueError(f"folder: no images found in {directory}; {LAYOUT_HELP}")
+                raise DataError(f"folder: no images found in {directory}; {LAYOUT_HELP}")
             # Seeded random order (not grouped by class), so that any prefix is a fair sample.
             perm = torch.randperm(len(samples), generator=torch.Generator().manual_seed(int(seed))).tolist()
             return [samples[i] for i in perm], names
         samples, names = scan_layout(self.root)
         if not samples:
-            raise ValueError(f"folder: no images found in {self.root}; {LAYOUT_HELP}")
+            raise DataError(f"folder: no images found in {self.root}; {LAYOUT_HELP}")
         train_idx, test_idx = stratified_split([y for _, y in samples], val_fraction, seed)  # seeded order too
         idx = train_idx if self.split == "train" else test_idx
         if not idx:
-            raise ValueError(f"folder: the {self.split} split of {self.root} is empty (data.val_fraction={val_fraction})")
+            raise DataError(f"folder: the {self.split} split of {self.root} is empty "
+                            f"(data.val_fraction={val_fraction})")
         return [samples[i] for i in idx], names
 
     @property
@@ -213,6 +249,8 @@ class FolderDataset(Dataset):
         self._bad.add(index)
         self.skipped.append((path, reason))
         log.warning("folder: skipping unreadable image %s (%s)", path, reason)
+        if self.skip_log is not None:
+            append_skip_log(self.skip_log, path, reason)
 
     def __getitem__(self, index: int) -> Tuple[Tensor, int]:
         n = len(self.samples)
@@ -227,11 +265,13 @@ class FolderDataset(Dataset):
                 img = load_rgb(path)
             except DECODE_ERRORS as e:
                 if self.on_error == "raise":
-                    raise RuntimeError(f"folder: cannot decode image {path}: {type(e).__name__}: {e}") from e
+                    raise DataError(f"folder: cannot decode image {path}: {type(e).__name__}: {e} "
+                                    f"(data.on_error=skip skips unreadable images)") from e
                 self._record(j, path, e)
                 continue
             return (self.transform(img) if self.transform is not None else to_float_image(img)), label
-        raise RuntimeError(f"folder: none of the {n} images in {self.root} ({self.split}) could be decoded; see .skipped")
+        first = f" (first: {self.skipped[0][0]}: {self.skipped[0][1]})" if self.skipped else ""
+        raise DataError(f"folder: none of the {n} images in {self.root} ({self.split}) could be decoded{first}")
 
     def verify(self, progress: bool = True) -> List[Tuple[str, str]]:
         """Decode every file once; return ``[(path, reason)]`` of the unreadable ones.

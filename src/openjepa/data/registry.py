@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 from torch.utils.data import Dataset
 
 from . import digits, fashion_mnist, folder, shapes
+from .base import DataError
 from .transforms import build_pipeline
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def _check_name(name: str) -> str:
 def _folder_root(cfg: "DataConfig") -> Path:
     root = getattr(cfg, "root", None)
     if not root:
-        raise ValueError("data.name=folder needs data.root=/path/to/images")
+        raise DataError("data.name=folder needs data.root=/path/to/images")
     path = Path(root).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"folder: image directory not found: {path}")

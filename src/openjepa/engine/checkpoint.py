@@ -3,8 +3,11 @@
 A checkpoint holds the method (encoder, predictor, EMA target), the optimizer, the grad scaler, the
 step, the RNG states and the resolved config. Data order, augmentations and masks are pure
 functions of (seed, step), so the step is the whole data state. Files are written to a temporary
-name, fsynced and renamed, so a crash never leaves a half-written ``step_*.pt``. Loads use
-``torch.load(weights_only=True)``: a checkpoint can never execute code.
+name, fsynced and renamed (and the directory fsynced), so a crash never leaves a half-written
+``step_*.pt``. Loads use ``torch.load(weights_only=True)``: a checkpoint can never execute code. A
+file that cannot be read (truncated, corrupt, not a checkpoint) or does not fit the model raises
+:class:`CheckpointError` naming it; :func:`load_latest` reports such a file and falls back to the
+previous one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 import pickle
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,28 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^step_(\d+)\.pt$")
+# What torch.load(weights_only=True) raises on truncated or random bytes (found by fuzzing: zip
+# reader errors are RuntimeError/OSError, the restricted unpickler also lets these through).
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, KeyError, IndexError, TypeError,
+    AttributeError, OverflowError, MemoryError, struct.error)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, not an openjepa checkpoint, or another architecture.
+
+    The message names the file (or the mismatching keys) in one line; the command line reports it
+    as an error with exit code 2.
+    """
+
+
+def _reason(e: BaseException) -> str:
+    """One line saying why a load failed (torch's weights-only message is a page of advice)."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    line = " ".join(text.split())
+    return f"{type(e).__name__}: {line[:300]}" if line else type(e).__name__
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -59,23 +85,27 @@ def save_checkpoint(state: dict, ckpt_dir: str | os.PathLike, step: int, keep_la
 
 
 def load_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Safe load (``weights_only=True``); a truncated or corrupt file raises naming the path."""
+    """Safe load (``weights_only=True``); a truncated or corrupt file raises :class:`CheckpointError` naming it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
-        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+    except READ_ERRORS as e:
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated, corrupt or not a checkpoint): "
+                              f"{_reason(e)}") from e
     if not isinstance(obj, dict):
-        raise RuntimeError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
     return obj
 
 
 def load_latest(ckpt_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
-    """Newest readable checkpoint; an unreadable newer one is reported by name and skipped."""
+    """Newest readable checkpoint; an unreadable newer one is reported by name (a logged warning with
+    the error) and skipped in favour of the one before it. None when no file is readable."""
     for path in reversed(list_checkpoints(ckpt_dir)):
         try:
             return path, load_file(path, map_location)
-        except RuntimeError as e:
-            log.warning("skipping unreadable checkpoint: %s", e)
+        except CheckpointError as e:
+            log.warning("skipping unreadable checkpoint %s, trying the previous one: %s", path.name, e)
     return None
 
 
@@ -97,7 +127,7 @@ def check_state_keys(module: nn.Module, state: dict, what: str = "model") -> Non
         for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
             if keys:
                 parts.append(f"{label} ({len(keys)}): {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}")
-        raise RuntimeError(f"{what} does not match the checkpoint; " + "; ".join(parts))
+        raise CheckpointError(f"{what} does not match the checkpoint; " + "; ".join(parts))
 
 
 def rng_state() -> dict:

@@ -86,7 +86,14 @@ class StepTagged(Dataset):
 
 def step_loader(dataset: Dataset, collate, *, global_batch: int, seed: int, start: int, total: int, rank: int,
                 world: int, num_workers: int, pin_memory: bool) -> DataLoader:
+    """The DataLoader of steps ``start..total-1`` (this rank's share of each global batch).
+
+    It has a generator of its own: otherwise starting to iterate draws a seed from the global RNG,
+    which a resumed run would do after restoring the checkpoint's RNG state and an uninterrupted
+    run would not, so anything random in the training step (drop path) would differ after a resume.
+    """
     sampler = StepBatchSampler(len(dataset), global_batch, seed, start, total, rank, world)
     return DataLoader(StepTagged(dataset, seed), batch_sampler=sampler, collate_fn=collate,
                       num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
-                      prefetch_factor=4 if num_workers > 0 else None)
+                      prefetch_factor=4 if num_workers > 0 else None,
+                      generator=torch.Generator().manual_seed(sample_seed(seed, start, rank, 0, "loader")))

@@ -24,6 +24,7 @@ from openjepa.data import build_dataset, dataset_info
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine import dist
 from openjepa.engine.compile import compile_blocks
+from openjepa.engine.faults import SpikeGuard, report_skipped_images, track_skipped_images
 from openjepa.engine.loader import step_loader
 from openjepa.engine.logging import MetricLogger, progress
 from openjepa.engine.monitor import TrainingMonitor
@@ -87,10 +88,12 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
     dist.barrier()  # no rank may see the checkpoint rank 0 is about to write as a stale one
     torch.manual_seed(cfg.seed)
     dataset = build_dataset(cfg.data, "train", cfg.model.img_size, seed=cfg.seed)
+    track_skipped_images(dataset, run_dir, fresh=not resume)
     plan = plan_steps(cfg, len(dataset))
     method = build_method(cfg, plan.total).to(device)
     model = dist.wrap(method, cfg.train.parallel, device)  # what the loop calls; `method` stays the plain view
     opt = build_optimizer(method, cfg.optim)
+    guard = SpikeGuard(cfg.train.spike_factor, cfg.train.spike_window)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     monitor = build_monitor(cfg, method, device) if rank == 0 else None
 
@@ -100,6 +103,7 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
         if found is None:
             raise FileNotFoundError(f"--resume: no readable checkpoint in {ckpt_dir}")
         path, state = found
+        guard.load_state_dict(state.get("spike_guard"))
         start = restore(state, method, opt, scaler, monitor)
         if rank == 0:
             print(f"resumed from {path} at step {start}")
@@ -126,8 +130,9 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
         batch = to_device(batch, device)
         with autocast(precision, device):
             out = model(batch, step)  # JEPAMethod.forward is training_step (DDP and FSDP2 need the call)
-        optimise(out.loss, step, method, opt, scaler, cfg.optim.clip_grad, ckpt_dir)
-        method.after_optimizer_step(step)
+        if guard.allows(out.loss, step, bar.write):  # a loss spike skips the update (train.spike_factor)
+            optimise(out.loss, step, method, opt, scaler, cfg.optim.clip_grad, ckpt_dir)
+            method.after_optimizer_step(step)
         if monitor is not None and out.features is not None:
             monitor.update(out.features, batch["y"])
 
@@ -143,6 +148,8 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
             metrics.update(lr=lr, wd=wd, ema=momentum_at(step, plan.total, *cfg.optim.ema), img_per_s=ips,
                            epoch=done / plan.steps_per_epoch)
             shown.update(loss=f"{metrics['loss']:.4f}", img_s=f"{ips:.0f}", lr=f"{lr:.2e}")
+            if guard.enabled:
+                metrics["skipped_steps"] = guard.skipped
         if monitor is not None and (done % cfg.monitor.every == 0 or done == plan.total):
             metrics.update(monitor_metrics(monitor, done, bar))
             shown.update({k: f"{metrics[k]:.3g}" for k in ("probe_acc", "rankme") if k in metrics})
@@ -150,10 +157,11 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
             logger.log(done, metrics)
             bar.set_postfix(shown)
         if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0 and done < plan.total:
-            save(snapshot(method, opt, scaler, done, cfg, monitor), ckpt_dir, done, cfg.train.keep_last)
+            save(snapshot(method, opt, scaler, done, cfg, monitor, guard), ckpt_dir, done, cfg.train.keep_last)
     bar.close()
+    report_skipped_images(run_dir)
     logger.close()
-    final = snapshot(method, opt, scaler, plan.total, cfg, monitor)
+    final = snapshot(method, opt, scaler, plan.total, cfg, monitor, guard)
     save(final, ckpt_dir, plan.total, cfg.train.keep_last)
     summary: dict[str, Any] = {"steps": plan.total, "run_dir": str(run_dir), "device": str(device),
                                "precision": precision, "world_size": world}
@@ -216,7 +224,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def snapshot(method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int,
-             cfg: Config, monitor: TrainingMonitor | None = None) -> dict:
+             cfg: Config, monitor: TrainingMonitor | None = None, guard: SpikeGuard | None = None) -> dict:
     """Everything a resumed run needs; data order and masks follow from (seed, step).
 
     Collective under torchrun (every rank calls it): the model and optimizer states are gathered
@@ -226,7 +234,8 @@ def snapshot(method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.G
     rngs = dist.gather_objects(ckpt.rng_state())
     return {"step": step, "method": model_sd, "optimizer": optim_sd, "scaler": scaler.state_dict(),
             "rng": rngs[0], "rng_ranks": rngs, "config": to_dict(cfg),
-            "monitor": None if monitor is None else monitor.extra_state(), "format": "openjepa-checkpoint-v2"}
+            "monitor": None if monitor is None else monitor.extra_state(), "format": "openjepa-checkpoint-v2",
+            "spike_guard": None if guard is None else guard.state_dict()}
 
 
 def restore(state: dict, method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

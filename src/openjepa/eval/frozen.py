@@ -125,7 +125,13 @@ def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_d
 
 
 def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Config, JEPAMethod, Path, int]:
-    """A run directory or checkpoint file -> (config, method with weights loaded, run_dir, step)."""
+    """A run directory or checkpoint file -> (config, method with weights loaded, run_dir, step).
+
+    An unreadable file, a file that is not an openjepa checkpoint, or one whose weights do not fit
+    the architecture its config describes raises :class:`~openjepa.engine.checkpoint.CheckpointError`
+    naming the file (or the missing and unexpected keys); a run directory with no readable
+    checkpoint raises ``FileNotFoundError``.
+    """
     path = Path(path)
     if path.is_dir():
         found = ckpt.load_latest(path / "checkpoints", map_location)
@@ -138,8 +144,10 @@ def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> tupl
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     else:
         raise FileNotFoundError(f"no run directory or checkpoint at {path}")
-    if "config" not in state or "method" not in state:
-        raise RuntimeError(f"{file} is not an openjepa checkpoint (keys: {', '.join(sorted(state))})")
+    if not isinstance(state.get("config"), dict) or not isinstance(state.get("method"), dict):
+        keys = ", ".join(sorted(str(k) for k in state)) or "none"
+        raise ckpt.CheckpointError(f"{file} is not an openjepa checkpoint (no 'config' and 'method' dicts; "
+                                   f"keys: {keys})")
     cfg = from_dict(state["config"])
     method = build_method(cfg, total_steps=1)
     ckpt.load_state_strict(method, state["method"], f"method built from {file}'s config")
