@@ -59,7 +59,8 @@ def test_shipped_configs_resolve(name):
 
 
 def test_shipped_configs_present():
-    assert {"quickstart", "ijepa/fashion_mnist", "ijepa/vit_h14_in1k"} <= set(available_configs())
+    assert {"quickstart", "ijepa/fashion_mnist", "ijepa/vit_h14_in1k", "ijepa/fashion_mnist_sigreg",
+            "ijepa/shapes_sigreg", "lejepa/fashion_mnist", "lejepa/shapes", "lejepa/vit_h14_in1k"} <= set(available_configs())
 
 
 def test_paper_recipe():
