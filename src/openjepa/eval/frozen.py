@@ -102,7 +102,8 @@ def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_d
     src = _FeatureSource(cfg, device, cache_dir, keep_tokens="attentive" in protocols)
     was_training = method.training
     method.eval()
-    name = label or f"{cfg.train.method} ({ev.encoder} encoder)"
+    one_encoder = getattr(method, "target", None) is None  # LeJEPA, or I-JEPA with online targets
+    name = label or f"{cfg.train.method} ({'encoder' if one_encoder else ev.encoder + ' encoder'})"
     sets = {name: src.splits(f"step{step or 0:08d}_{ev.encoder}", lambda x: method.encode(x, ev.encoder),
                              cache.fingerprint(method), step)}
     if ev.baselines:
