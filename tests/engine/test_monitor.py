@@ -100,3 +100,14 @@ def test_a_run_driven_into_collapse_warns_and_a_healthy_one_does_not(tmp_path, c
     rows = [r for r in read_jsonl(tmp_path / "good" / "metrics.jsonl") if "rankme" in r]
     assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
     assert all({"probe_acc", "spread", "rank_centred"} <= set(r) for r in rows)
+
+
+def test_collapse_after_an_early_rise_is_measured_against_the_best_value():
+    """Spread that first rises (as SIGReg makes it) and then falls back together is a collapse."""
+    mon = TrainingMonitor(8, 0, MonitorConfig(buffer=64, collapse_ratio=0.2))
+    mon.update(torch.randn(64, 8) * 0.1 + 2.0, None)  # reference: low spread around a large mean
+    mon.update(torch.randn(64, 8), None)  # spread rises to ~1
+    assert mon.compute(1) and mon.warning is None
+    mon.update(torch.randn(64, 8) * 0.1 + 2.0, None)  # back to the low, initial spread
+    mon.compute(2)
+    assert mon.warning is not None and "best value" in mon.warning["message"]

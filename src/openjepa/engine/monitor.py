@@ -13,8 +13,10 @@ returns in ``StepOutput.features`` (detached), which the training step computes 
   vector. Unlike a per-token std it catches the positional collapse where tokens differ by
   position but not by image (benchmarks/RESULTS.md, Fashion-MNIST).
 - **Collapse** is declared when the spread or the centred effective rank (RankMe of mean-removed
-  features) falls below ``monitor.collapse_ratio`` of its reference: the value measured as soon as
-  the buffer first holds 2 features per dimension (the first few steps, near random init). Ratios,
+  features) falls below ``monitor.collapse_ratio`` of its reference: its best value so far, starting
+  from the value measured as soon as the buffer first holds 2 features per dimension (the first few
+  steps, near random init). The best value, not the first: a run whose features first spread out
+  (SIGReg does that within tens of steps) and then fall back together has collapsed. Ratios,
   not absolute thresholds: a random-init ViT's pooled features already share a large mean
   direction, so its uncentred RankMe is near 1 and an absolute threshold would fire at step 0.
 """
@@ -111,8 +113,9 @@ class TrainingMonitor(nn.Module):
     def _check(self, step: int, m: dict[str, float]) -> None:
         ref = self.reference
         ratio = self.cfg.collapse_ratio
-        low = [f"{k} {m[k]:.3g} is {m[k] / r:.0%} of its first value {r:.3g}"
+        low = [f"{k} {m[k]:.3g} is {m[k] / r:.0%} of its best value {r:.3g}"
                for k, r in (("spread", ref[0].item()), ("rank_centred", ref[1].item())) if m[k] < ratio * r]
+        ref[0], ref[1] = max(ref[0].item(), m["spread"]), max(ref[1].item(), m["rank_centred"])
         if low and self.warning is None:
             msg = (f"representation collapse at step {step}: the pooled target features lost most of their "
                    f"variation between images ({'; '.join(low)}; RankMe {m['rankme']:.2f} of "
