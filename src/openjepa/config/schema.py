@@ -153,7 +153,7 @@ class MonitorConfig:
     probe: bool = True  # train an online linear probe on detached features when the data has labels
     probe_lr: float = 1e-3  # Adam learning rate of the online probe
     buffer: int = 1024  # pooled features kept for RankMe and spread (the most recent ones)
-    collapse_ratio: float = 0.2  # warn when spread or centred rank falls below this fraction of its start
+    collapse_ratio: float = 0.2  # warn when spread or centred rank falls below this fraction of its best value
 
 
 @dataclass
