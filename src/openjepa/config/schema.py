@@ -84,7 +84,7 @@ class TrainConfig:
     method: str = "ijepa"  # registered method name
     target: str = "ema"  # ijepa targets: ema (EMA teacher, stop-gradient) | online (the encoder itself; needs sigreg.weight > 0)
     loss: str = "smooth_l1"  # l1 | l2 | smooth_l1 (distance between prediction and layer-normed target)
-    steps: int = 400  # optimizer steps (0: use epochs)
+    steps: int = 300  # optimizer steps (0: use epochs)
     epochs: float = 6.0  # training length in epochs when steps is 0
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
     parallel: str = "ddp"  # under torchrun with > 1 process: ddp (replicated) | fsdp (FSDP2 fully_shard, sharded)
