@@ -1,4 +1,4 @@
-"""``openjepa`` command line: train | eval | embed | report | models | config.
+"""``openjepa`` command line: train | eval | embed | plan | report | models | config.
 
 The launcher: it parses arguments and calls the library; the library never imports it.
 """
@@ -54,6 +54,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out = write_report(args.run_dir, out=args.out, device=args.device, max_images=args.max_images,
                        tsne=not args.no_tsne)
     print(f"report written to {out}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from openjepa.planning.evaluate import plan_checkpoint
+
+    plan_checkpoint(args.checkpoint, args.overrides, env=args.env, episodes=args.episodes, device=args.device,
+                    baselines=not args.no_baselines, out=args.out, progress=not args.no_progress)
     return 0
 
 
@@ -138,6 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cap on images encoded per split (0: all; default: 1000)")
     r.add_argument("--no-tsne", action="store_true", help="PCA map only (skip t-SNE)")
     r.set_defaults(func=_cmd_report)
+
+    pl = sub.add_parser("plan", help="plan to goals with a trained world model (CEM/MPPI in latent space)",
+                        description="Run model-predictive control with a world-model run (train.method=acjepa): "
+                        "each episode starts in one room and must reach a goal shown as an image; prints the success "
+                        "rate, mean steps to goal and planning seconds per step and per episode, beside a random-action "
+                        "planner and the same planner on the true simulator (the oracle). Saves OUT/results.json and "
+                        "OUT/trajectories.png.", epilog=EPILOG + " Planner settings: plan.planner=cem|mppi, "
+                        "plan.horizon, plan.samples, plan.iterations, plan.replan_every, plan.max_steps, plan.seed.")
+    pl.add_argument("checkpoint", help="world-model run directory or checkpoint file (.pt)")
+    pl.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. plan.planner=mppi plan.samples=200")
+    pl.add_argument("--env", default=None, help="environment (default: the one the run was trained on)")
+    pl.add_argument("--episodes", type=int, default=None, help="episodes to plan (default: plan.episodes, 100)")
+    pl.add_argument("--device", default=None, help="device (default: the run's setting)")
+    pl.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN/plan)")
+    pl.add_argument("--no-baselines", action="store_true", help="skip the random-action and oracle planners")
+    pl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pl.set_defaults(func=_cmd_plan)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")

@@ -27,7 +27,8 @@ def load_pretrained(path: str | Path, map_location: str | torch.device = "cpu") 
         from openjepa.eval.frozen import load_run
 
         _, method, _, _ = load_run(path, map_location)
-        return method.target.encoder.eval()
+        target = getattr(method, "target", None)  # LeJEPA, online I-JEPA and world models have no EMA teacher
+        return (method.encoder if target is None else target.encoder).eval()
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

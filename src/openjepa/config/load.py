@@ -106,7 +106,7 @@ def _finish(cfg: DictConfig, overrides: Sequence[str]) -> Config:
 
 CHOICES = {
     "mask.sampler": ("multiblock", "random"),
-    "data.name": ("shapes", "digits", "fashion_mnist", "folder"),
+    "data.name": ("shapes", "digits", "fashion_mnist", "folder", "trajectories"),
     "data.on_error": ("skip", "raise"),
     "optim.schedule": ("cosine", "wsd", "constant"),
     "train.loss": ("l1", "l2", "smooth_l1"),
@@ -116,6 +116,11 @@ CHOICES = {
     "train.target": ("ema", "online"),
     "sigreg.combine": ("convex", "add"),
     "sigreg.statistic": ("per_view", "all_views"),
+    "world.encoder": ("train", "frozen"),
+    "world.latent": ("pooled", "patch"),
+    "world.cond": ("adaln", "token"),
+    "plan.planner": ("cem", "mppi", "random"),
+    "plan.energy": ("final", "sum", "min"),
 }
 
 
@@ -170,20 +175,48 @@ def validate(cfg: Config) -> None:
                           "set sigreg.weight > 0 (e.g. 0.05)")
     if not 0 <= cfg.sigreg.weight <= (1 if cfg.sigreg.combine == "convex" else float("inf")):
         raise ConfigError(f"sigreg.weight={cfg.sigreg.weight} must be in [0, 1] with sigreg.combine=convex")
+    _validate_world_model(cfg)
     if cfg.train.method == "lejepa" and cfg.views.num_global < 1:
         raise ConfigError(f"views.num_global={cfg.views.num_global} must be at least 1 for lejepa")
+
+
+def _validate_world_model(cfg: Config) -> None:
+    """World models: their method and the trajectory data go together; widths, frames and the encoder source."""
+    w, d = cfg.world, cfg.data
+    if (cfg.train.method == "acjepa") != (d.name == "trajectories"):
+        raise ConfigError(f"train.method={cfg.train.method!r} with data.name={d.name!r}: the world-model method "
+                          f"acjepa trains on data.name=trajectories (from `openjepa collect`), and only it does")
+    if w.pred_dim % w.pred_heads:
+        raise ConfigError(f"world.pred_dim={w.pred_dim} is not a multiple of world.pred_heads={w.pred_heads}")
+    if cfg.train.method == "acjepa":
+        if d.num_frames < 2:
+            raise ConfigError(f"data.num_frames={d.num_frames} must be at least 2: a world model predicts the next frame")
+        if w.rollout_steps > d.num_frames - 1:
+            raise ConfigError(f"world.rollout_steps={w.rollout_steps} exceeds the {d.num_frames - 1} future frames "
+                              f"of a data.num_frames={d.num_frames} sub-trajectory")
+        if w.encoder == "frozen" and not w.pretrained:
+            raise ConfigError("world.encoder=frozen needs world.pretrained=PATH (an openjepa run, checkpoint or "
+                              "encoder.safetensors)")
+        if w.encoder == "train" and cfg.sigreg.weight <= 0:
+            raise ConfigError("world.encoder=train learns the encoder from scratch and collapses without SIGReg: "
+                              "set sigreg.weight > 0 (e.g. 0.1)")
+    if not 0 < cfg.plan.elite_frac <= 1:
+        raise ConfigError(f"plan.elite_frac={cfg.plan.elite_frac} must be in (0, 1]")
 
 
 AT_LEAST_1 = ("model.img_size", "model.patch_size", "model.num_frames", "model.tubelet_size", "model.in_chans",
               "model.predictor_embed_dim", "model.predictor_depth", "model.predictor_heads", "mask.num_targets",
               "mask.num_context", "data.batch_size", "train.log_every", "train.spike_window", "eval.knn_k",
-              "eval.probe_epochs", "eval.probe_batch_size")
+              "eval.probe_epochs", "eval.probe_batch_size", "data.frameskip", "world.latent_dim", "world.pred_dim",
+              "world.pred_depth", "world.pred_heads", "plan.horizon", "plan.samples", "plan.iterations",
+              "plan.replan_every", "plan.max_steps", "plan.episodes")
 AT_LEAST_0 = ("mask.min_keep", "data.num_workers", "data.train_size", "data.test_size", "optim.lr", "optim.start_lr",
               "optim.final_lr", "optim.warmup_steps", "optim.warmup_epochs", "optim.weight_decay",
               "optim.final_weight_decay", "optim.clip_grad", "train.ckpt_every", "train.keep_last",
               "train.spike_factor", "eval.max_train_samples", "eval.max_test_samples", "eval.attentive_wd",
-              "eval.lowshot_wd")
-POSITIVE = ("optim.eps", "eval.knn_temperature", "eval.lowshot_lr", "monitor.probe_lr")
+              "eval.lowshot_wd", "world.rollout_steps", "world.rollout_weight", "world.probe_frames",
+              "plan.episodes_at_end", "plan.batch")
+POSITIVE = ("optim.eps", "eval.knn_temperature", "eval.lowshot_lr", "monitor.probe_lr", "plan.temperature")
 
 
 def _get(cfg: Config, key: str) -> Any:

@@ -8,7 +8,7 @@ laptop CPU); YAML files in ``configs/`` hold only the differences from these def
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 
 @dataclass
@@ -47,8 +47,8 @@ class MaskConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "shapes"  # shapes | digits | fashion_mnist | folder
-    root: Optional[str] = None  # data directory (folder: the images; fashion_mnist: the IDX files)
+    name: str = "shapes"  # shapes | digits | fashion_mnist | folder | trajectories
+    root: Optional[str] = None  # data directory (folder: the images; fashion_mnist: the IDX files; trajectories: `openjepa collect --out`)
     batch_size: int = 64  # global batch size (summed over ranks)
     num_workers: int = 0  # DataLoader worker processes
     train_size: int = 20000  # shapes: generated training images
@@ -60,6 +60,8 @@ class DataConfig:
     std: Optional[List[float]] = None  # per-channel std for normalisation (None: the dataset's own)
     on_error: str = "skip"  # unreadable image in a folder: skip (and list it) | raise
     download: bool = False  # fashion_mnist: download the IDX files when they are not found locally
+    num_frames: int = 4  # trajectories: frames per training sub-trajectory
+    frameskip: int = 1  # trajectories: env steps between served frames (a model step; its action is frameskip env actions)
 
 
 @dataclass
@@ -157,6 +159,41 @@ class MonitorConfig:
 
 
 @dataclass
+class WorldConfig:
+    env: str = ""  # environment of the trajectories (filled from data.root's meta.json): two_rooms | point_mass
+    env_kwargs: Dict[str, Any] = field(default_factory=dict)  # its constructor settings (filled from meta.json)
+    action_dim: int = 0  # predictor action width = env action dim x data.frameskip (filled from meta.json)
+    encoder: str = "train"  # train: the encoder learns from scratch, SIGReg guards it (LeWorldModel) | frozen: a pretrained encoder (V-JEPA 2-AC)
+    pretrained: Optional[str] = None  # frozen: an openjepa checkpoint, run dir or encoder.safetensors whose encoder is loaded
+    latent: str = "pooled"  # pooled: one token per frame (mean of the patch tokens, projected) | patch: every patch token
+    latent_dim: int = 64  # width of the latent the predictor works in (a linear projection of the encoder tokens)
+    pred_dim: int = 128  # action-conditioned predictor width
+    pred_depth: int = 3  # action-conditioned predictor depth
+    pred_heads: int = 4  # action-conditioned predictor heads
+    cond: str = "adaln"  # action conditioning: adaln (adaptive LayerNorm, DiT/LeWorldModel) | token (interleaved action tokens, V-JEPA 2-AC)
+    rollout_steps: int = 2  # frames predicted autoregressively from the first one for the rollout loss (0 = teacher forcing only)
+    rollout_weight: float = 1.0  # weight of the multi-step rollout loss beside the teacher-forced loss
+    probe_frames: int = 4000  # position probe: training frames (from the train episodes)
+
+
+@dataclass
+class PlanConfig:
+    planner: str = "cem"  # cem | mppi | random (random bounded actions, the baseline)
+    horizon: int = 8  # model steps planned ahead (each frameskip env steps)
+    samples: int = 300  # candidate action sequences per iteration
+    iterations: int = 5  # optimisation iterations per planning call
+    elite_frac: float = 0.1  # CEM: fraction of samples kept as elites
+    temperature: float = 0.05  # MPPI: softmax temperature on the (normalised) energies
+    replan_every: int = 1  # model steps executed before planning again (receding horizon)
+    energy: str = "final"  # final: distance of the last predicted latent to the goal | sum | min over the horizon
+    max_steps: int = 200  # env steps before an episode counts as failed
+    episodes: int = 100  # planning episodes (openjepa plan --episodes)
+    episodes_at_end: int = 20  # planning episodes evaluated when a world-model run ends (0 = none)
+    batch: int = 0  # episodes planned at once (0: all)
+    seed: int = 0  # seeds start/goal sampling and the planner
+
+
+@dataclass
 class Config:
     run_dir: str = "runs/quickstart"  # where checkpoints, logs and results go
     seed: int = 0  # seeds model init, data order, masks and augmentations
@@ -170,3 +207,5 @@ class Config:
     sigreg: SIGRegConfig = field(default_factory=SIGRegConfig)
     views: ViewsConfig = field(default_factory=ViewsConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)

@@ -15,12 +15,13 @@ from torch.utils.data import Dataset
 
 from . import digits, fashion_mnist, folder, shapes
 from .base import DataError
+from .trajectories import TrajectoryDataset
 from .transforms import build_pipeline
 
 if TYPE_CHECKING:
     from ..config.schema import DataConfig
 
-DATASETS: Tuple[str, ...] = ("shapes", "digits", "fashion_mnist", "folder")
+DATASETS: Tuple[str, ...] = ("shapes", "digits", "fashion_mnist", "folder", "trajectories")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ _INFO: Dict[str, DatasetInfo] = {
         "fashion_mnist", 1, 10, fashion_mnist.DEFAULT_IMG_SIZE, fashion_mnist.MEAN, fashion_mnist.STD, fashion_mnist.CLASS_NAMES
     ),
     "folder": DatasetInfo("folder", 3, 0, folder.DEFAULT_IMG_SIZE, folder.MEAN, folder.STD, ()),
+    # `openjepa collect` episodes: RGB frames scaled to [-1, 1], i.e. mean 0.5 and std 0.5 in [0, 1] units.
+    "trajectories": DatasetInfo("trajectories", 3, 0, 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), ()),
 }
 
 
@@ -115,7 +118,29 @@ def _construct(cfg: "DataConfig", split: str, img_size: int, seed: int, tf: Any,
         return digits.DigitsDataset(split, img_size, cfg.val_fraction, seed, tf, eval_tf)
     if name == "fashion_mnist":
         return fashion_mnist.FashionMNIST(cfg.root, split, bool(cfg.download), tf, eval_tf)
+    if name == "trajectories":
+        return Unlabelled(TrajectoryDataset(trajectory_root(cfg), cfg.num_frames, cfg.frameskip,
+                                            "val" if held_out else "train", cfg.val_fraction, seed))
     return folder.FolderDataset(_folder_root(cfg), split, cfg.val_fraction, seed, cfg.on_error, tf, eval_tf)
+
+
+class Unlabelled(Dataset):
+    """A dataset of dict items (sub-trajectories) as the ``(item, -1)`` pairs the training loader takes."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Tuple[Any, int]:
+        return self.dataset[i], -1
+
+
+def trajectory_root(cfg: "DataConfig") -> Path:
+    if not getattr(cfg, "root", None):
+        raise DataError("data.name=trajectories needs data.root=DIR, a folder written by `openjepa collect`")
+    return Path(cfg.root).expanduser()
 
 
 def build_dataset(cfg: "DataConfig", split: str, img_size: int, seed: int = 0, train: Optional[bool] = None) -> Dataset:

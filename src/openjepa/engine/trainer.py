@@ -65,6 +65,10 @@ def prepare(cfg: Config) -> Config:
     """Fill settings the dataset determines (input channels) into the config."""
     info = dataset_info(cfg.data)
     cfg.model.in_chans = info.in_chans
+    if cfg.data.name == "trajectories":
+        from openjepa.data.trajectories import fill_world_config
+
+        fill_world_config(cfg)  # env, env settings and action width from the collected data
     return cfg
 
 
@@ -91,6 +95,8 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
     track_skipped_images(dataset, run_dir, fresh=not resume)
     plan = plan_steps(cfg, len(dataset))
     method = build_method(cfg, plan.total).to(device)
+    if not resume:
+        method.setup_training(cfg)  # e.g. a world model's frozen pretrained encoder
     model = dist.wrap(method, cfg.train.parallel, device)  # what the loop calls; `method` stays the plain view
     opt = build_optimizer(method, cfg.optim)
     guard = SpikeGuard(cfg.train.spike_factor, cfg.train.spike_window)
@@ -184,9 +190,7 @@ def finish(cfg: Config, final: dict, method: JEPAMethod, device: torch.device, r
     if warning is not None:
         print(f"WARNING: {warning['message']}")
     if cfg.eval.at_end:
-        from openjepa.eval.frozen import evaluate_method
-
-        summary["eval"] = evaluate_method(method, cfg, device, run_dir, step=final["step"])
+        summary["eval"] = method.evaluate(cfg, device, run_dir, final["step"])
     (run_dir / "summary.json").write_text(json.dumps({"steps": final["step"], "run_dir": str(run_dir),
                                                       **summary}, indent=2))
     if cfg.eval.report:
@@ -256,7 +260,8 @@ def build_monitor(cfg: Config, method: JEPAMethod, device: torch.device) -> Trai
     if cfg.monitor.every <= 0:
         return None
     num_classes = dataset_info(cfg.data).num_classes
-    return TrainingMonitor(method.encoder.embed_dim, num_classes, cfg.monitor).to(device)
+    dim = getattr(method, "feature_dim", method.encoder.embed_dim)  # width of StepOutput.features
+    return TrainingMonitor(dim, num_classes, cfg.monitor).to(device)
 
 
 def monitor_metrics(monitor: TrainingMonitor, step: int, bar: Any) -> dict[str, float]:

@@ -40,6 +40,15 @@ class JEPAMethod(nn.Module, metaclass=ABCMeta):
         """A per-image training transform replacing the dataset's own (e.g. multi-view crops), or None."""
         return None
 
+    def setup_training(self, cfg: Config) -> None:
+        """Called once at the start of a fresh (not resumed) run, e.g. to load pretrained weights."""
+
+    def evaluate(self, cfg: Config, device: torch.device, run_dir: Any, step: int) -> Any:
+        """The evaluation when training ends (default: the frozen-feature probe table, ``eval.protocols``)."""
+        from openjepa.eval.frozen import evaluate_method
+
+        return evaluate_method(self, cfg, device, run_dir, step=step)
+
     def after_optimizer_step(self, step: int) -> None:
         """Called after each optimizer step (e.g. the EMA update)."""
 

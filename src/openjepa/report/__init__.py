@@ -26,6 +26,7 @@ from openjepa.methods import JEPAMethod
 from openjepa.report.html import Section, alert, esc, note, page
 from openjepa.report.runfiles import RunFileError, read_json
 from openjepa.report.samples import mask_examples, split_features
+from openjepa.report.world import world_section
 from openjepa.report.sections import (config_section, curves_section, embedding_section, masks_section,
                                       probes_section, retrieval_section)
 
@@ -97,6 +98,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         missing = "No config: " + source
         sections += [masks_section(missing, "?"), embedding_section(missing, (), tsne, 0),
                      retrieval_section(missing, missing, (), (), ())]
+    elif cfg.train.method == "acjepa":  # a world model: planning and the position probe instead of image views
+        sections.append(world_section(run_dir))
     else:
         sections.append(masks_section(_attempt("mask examples", lambda: mask_examples(cfg)), cfg.mask.sampler))
         sections += _embedding_sections(cfg, method, device, max_images, tsne, progress, source)

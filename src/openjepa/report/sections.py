@@ -14,7 +14,8 @@ from openjepa.report.runfiles import RunFileError, metric_series, probe_tables, 
 from openjepa.report.samples import SplitFeatures, nearest_neighbours, pca_2d, to_display, tsne_2d
 
 # metrics.jsonl keys plotted, in this order (monitoring keys appear when the run logged them).
-CURVE_KEYS = ("loss", "lr", "ema", "probe_acc", "rankme", "rank_centred", "spread", "pred_std", "target_std")
+CURVE_KEYS = ("loss", "lr", "ema", "probe_acc", "rankme", "rank_centred", "spread", "pred_std", "target_std",
+              "teacher_forcing", "rollout", "sigreg", "latent_std")
 PROBE_COLUMNS = (("name", "features"), ("dim", "dim"), ("linear", "linear"), ("knn", "kNN"), ("rankme", "RankMe"),
                  ("feature_std", "feature std"), ("n_train", "train"), ("n_test", "test"))
 FRACTIONS = ("linear", "knn")

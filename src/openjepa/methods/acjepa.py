@@ -1,0 +1,155 @@
+"""Action-conditioned JEPA world model: predict the next frame's embedding from past frames and actions.
+
+An encoder embeds every frame of a sub-trajectory; the frame-block-causal predictor
+(:class:`~openjepa.models.ACPredictor`) predicts frame t+1's latent from frames <= t and actions <= t.
+Loss: teacher forcing (every next frame from the true past) plus a multi-step rollout (the first
+frame's prediction fed back ``world.rollout_steps`` times), as in V-JEPA 2-AC (Assran et al. 2025,
+arXiv 2506.09985, Sec. 4: teacher-forcing and rollout losses) and DINO-WM / PLDM.
+
+What rules collapse out, by ``world.encoder``:
+
+- ``train``: the encoder learns from scratch with no stop-gradient and no EMA; SIGReg (LeJEPA,
+  Balestriero & LeCun 2025, arXiv 2511.08544) keeps the frame latents an isotropic Gaussian, the
+  LeWorldModel recipe (Maes et al. 2026). ``L = combine(pred, SIGReg(z), λ)`` (``sigreg.combine``).
+- ``frozen``: a pretrained encoder (``world.pretrained``, e.g. an I-JEPA run) stays fixed and only the
+  predictor learns, V-JEPA 2-AC style; the latents are its layer-normed tokens, so nothing can collapse.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from openjepa.config.schema import Config
+from openjepa.methods.base import JEPAMethod, StepOutput, register_method
+from openjepa.methods.ijepa import build_encoder
+from openjepa.models import ACPredictor, VisionTransformer
+from openjepa.objectives.combine import combine
+from openjepa.objectives.sigreg import SIGReg
+
+
+class ACJEPA(JEPAMethod):
+    def __init__(self, encoder: VisionTransformer, predictor: ACPredictor, frozen: bool = False, latent: str = "pooled",
+                 latent_dim: int = 64, sigreg: SIGReg | None = None, weight: float = 0.1, combine_mode: str = "convex",
+                 statistic: str = "per_view", rollout_steps: int = 2, rollout_weight: float = 1.0):
+        super().__init__()
+        if latent not in ("pooled", "patch"):
+            raise ValueError(f"unknown world.latent {latent!r}; choose pooled or patch")
+        if not frozen and sigreg is None:
+            raise ValueError("an encoder trained from scratch needs SIGReg (world.encoder=train, sigreg.weight > 0)")
+        self.encoder, self.predictor, self.frozen, self.latent = encoder, predictor, frozen, latent
+        # frozen: the pretrained tokens, layer-normed (no parameters: a trainable head would collapse to a constant)
+        self.head = (nn.LayerNorm(encoder.embed_dim, elementwise_affine=False) if frozen
+                     else nn.Linear(encoder.embed_dim, latent_dim))
+        self.sigreg, self.weight, self.combine_mode, self.statistic = sigreg, weight, combine_mode, statistic
+        self.rollout_steps, self.rollout_weight = rollout_steps, rollout_weight
+        self.feature_dim = encoder.embed_dim if frozen else latent_dim  # StepOutput.features: pooled frame latents
+        if frozen:
+            self.encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "ACJEPA":
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # a frozen encoder never drops paths
+        return self
+
+    def embed(self, frames: Tensor) -> Tensor:
+        """frames (M, C, H, W) -> latents (M, n, L): n = 1 (pooled) or the patch tokens."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            tokens = self.encoder(frames)  # (M, N_patches, D)
+        if self.latent == "pooled":
+            tokens = tokens.mean(dim=1, keepdim=True)  # (M, 1, D)
+        return self.head(tokens).float()  # (M, n, L)
+
+    def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
+        obs, actions = batch["obs"], batch["actions"]  # (B, F, C, H, W), (B, F-1, A)
+        B, F = obs.shape[:2]
+        z = self.embed(obs.flatten(0, 1)).unflatten(0, (B, F))  # (B, F, n, L)
+        pred = self.predictor(z[:, :-1], actions)  # (B, F-1, n, L): frame t+1 from frames <= t
+        tf = (pred - z[:, 1:]).square().mean()
+        metrics: dict[str, Tensor | float] = {"teacher_forcing": tf.detach()}
+        loss = tf
+        if self.rollout_steps >= 2:
+            R = self.rollout_steps
+            imagined = self.predictor.rollout(z[:, :1], actions[:, :R])  # (B, R, n, L) from frame 0 alone
+            ro = (imagined - z[:, 1:R + 1]).square().mean()
+            loss = loss + self.rollout_weight * ro
+            metrics["rollout"] = ro.detach()
+        metrics["pred_loss"] = loss.detach()
+        if self.sigreg is not None and not self.frozen:
+            if self.statistic == "per_view":  # one statistic per frame index, averaged
+                reg = torch.stack([self.sigreg(z[:, t].flatten(0, 1), step) for t in range(F)]).mean()
+            else:
+                reg = self.sigreg(z.flatten(0, 2), step)  # (B*F*n, L)
+            loss = combine(loss, reg, self.weight, self.combine_mode)
+            metrics["sigreg"] = reg.detach()
+        metrics["loss"] = loss.detach()
+        metrics["latent_std"] = z.detach().flatten(0, 2).std(dim=0).mean()
+        return StepOutput(loss, metrics, features=z[:, 0].detach().mean(dim=1))
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, which: str = "target") -> Tensor:
+        """Encoder tokens (B, N, D); one encoder, so ``target`` and ``context`` are the same."""
+        if which not in ("target", "context"):
+            raise ValueError(f"unknown encoder {which!r}; choose target or context")
+        return self.encoder(x)
+
+    def make_collator(self, cfg: Config) -> Callable:
+        return TrajectoryCollator()
+
+    def setup_training(self, cfg: Config) -> None:
+        """A fresh run with ``world.encoder=frozen`` loads the pretrained encoder's weights (strictly)."""
+        if not self.frozen:
+            return
+        from openjepa.engine.checkpoint import load_state_strict
+        from openjepa.pretrained import load_pretrained
+
+        pretrained = load_pretrained(cfg.world.pretrained)
+        load_state_strict(self.encoder, pretrained.state_dict(),
+                          f"world.pretrained={cfg.world.pretrained} into model.encoder={cfg.model.encoder} "
+                          f"(img_size {cfg.model.img_size}, patch {cfg.model.patch_size}: set model.* to the pretrained run's)")
+
+    def evaluate(self, cfg: Config, device: torch.device, run_dir: Any, step: int) -> dict[str, Any]:
+        """World models: the position probe and ``plan.episodes_at_end`` planning episodes."""
+        from openjepa.planning.evaluate import evaluate_world_model
+
+        return evaluate_world_model(self, cfg, device, run_dir, step)
+
+
+class TrajectoryCollator:
+    """collate(list of (item dict, y, step, pos)) -> {"obs": (B, F, C, H, W), "actions": (B, F-1, A),
+    "states": (B, F, S), "x": obs (counted as the batch), "y": (B,) of -1, "step": int}."""
+
+    KEYS: Sequence[str] = ("obs", "actions", "states")
+
+    def __call__(self, batch: Sequence[tuple[Any, Any, int, int]]) -> dict[str, Any]:
+        if len(batch) == 0:
+            raise ValueError("cannot collate an empty batch")
+        items, _, steps, _ = zip(*batch)
+        if len({int(s) for s in steps}) != 1:
+            raise ValueError(f"items of one batch carry different steps {sorted(set(steps))}")
+        out: dict[str, Any] = {k: torch.stack([it[k] for it in items]) for k in self.KEYS}
+        out.update(x=out["obs"], y=torch.full((len(items),), -1, dtype=torch.long), step=int(steps[0]))
+        return out
+
+
+def build_predictor(cfg: Config, embed_dim: int, tokens_per_frame: int) -> ACPredictor:
+    w = cfg.world
+    if w.action_dim < 1:
+        raise ValueError("world.action_dim is unset: it comes from the trajectory data (data.root's meta.json)")
+    return ACPredictor(embed_dim, w.action_dim, tokens_per_frame, dim=w.pred_dim, depth=w.pred_depth,
+                       num_heads=w.pred_heads, max_frames=cfg.data.num_frames - 1, cond=w.cond)
+
+
+@register_method("acjepa")
+def build_acjepa(cfg: Config, total_steps: int) -> ACJEPA:
+    w, s = cfg.world, cfg.sigreg
+    encoder = build_encoder(cfg)
+    frozen = w.encoder == "frozen"
+    latent_dim = encoder.embed_dim if frozen else w.latent_dim
+    tokens = 1 if w.latent == "pooled" else encoder.num_tokens
+    reg = None if frozen else SIGReg(s.slices, s.knots, s.t_max, cfg.seed)
+    return ACJEPA(encoder, build_predictor(cfg, latent_dim, tokens), frozen, w.latent, latent_dim, reg, s.weight,
+                  s.combine, s.statistic, w.rollout_steps, w.rollout_weight)
