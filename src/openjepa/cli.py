@@ -1,4 +1,4 @@
-"""``openjepa`` command line: train | eval | embed | plan | report | models | config.
+"""``openjepa`` command line: train | eval | embed | collect | plan | report | models | config.
 
 The launcher: it parses arguments and calls the library; the library never imports it.
 """
@@ -62,6 +62,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     plan_checkpoint(args.checkpoint, args.overrides, env=args.env, episodes=args.episodes, device=args.device,
                     baselines=not args.no_baselines, out=args.out, progress=not args.no_progress)
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from openjepa.planning.collect import collect
+
+    env_kwargs = {} if args.img_size is None else {"img_size": args.img_size}
+    try:
+        out = collect(args.env, args.episodes, args.steps, args.out, seed=args.seed, policy=args.policy,
+                      env_kwargs=env_kwargs, shard_size=args.shard_size, progress=not args.no_progress)
+    except ValueError as e:  # an unknown environment, a bad count or environment setting
+        print(f"openjepa collect: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    print(f"{args.episodes} episodes x {args.steps} steps of {args.env} written to {out}")
     return 0
 
 
@@ -163,6 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--no-baselines", action="store_true", help="skip the random-action and oracle planners")
     pl.add_argument("--no-progress", action="store_true", help="no progress bar")
     pl.set_defaults(func=_cmd_plan)
+    d = sub.add_parser("collect", help="record trajectories of a planning environment (world-model data)",
+                       description="Run a batched environment under an exploration policy and write the "
+                       "episodes (images, actions, states) to OUT as safetensors shards plus meta.json, "
+                       "the input of the trajectory dataset. Environments: two_rooms, point_mass.")
+    d.add_argument("env", metavar="ENV", help="environment name (two_rooms, point_mass)")
+    d.add_argument("--episodes", type=int, required=True, metavar="N", help="number of episodes")
+    d.add_argument("--steps", type=int, required=True, metavar="T", help="actions per episode (T+1 frames each)")
+    d.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or a previous collection)")
+    d.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default: 0)")
+    d.add_argument("--policy", choices=["random", "noisy"], default="noisy",
+                   help="random: i.i.d. actions; noisy: a correlated random walk that travels far (default: noisy)")
+    d.add_argument("--img-size", type=int, default=None, metavar="PX",
+                   help="rendered image size in pixels (default: the environment's, 64)")
+    d.add_argument("--shard-size", type=int, default=100, metavar="K", help="episodes per shard file (default: 100)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_collect)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")

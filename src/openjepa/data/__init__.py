@@ -4,7 +4,8 @@
 ``(image: float tensor (C, H, W) normalised, label: int)`` pairs (label -1 when unlabelled);
 ``dataset_info(cfg.data)`` tells a model its input channels, classes and normalisation first.
 Built in: ``shapes`` (procedural, the default), ``digits`` (scikit-learn), ``fashion_mnist`` (IDX
-files), ``folder`` (any image directory).
+files), ``folder`` (any image directory). ``TrajectoryDataset`` serves windows of recorded
+environment trajectories (``openjepa collect``) for world models.
 """
 
 from .base import DataError, eval_view, raw_pixels, stratified_split
@@ -13,6 +14,7 @@ from .fashion_mnist import FashionMNIST
 from .folder import FolderDataset
 from .registry import DATASETS, DatasetInfo, build_dataset, dataset_info, eval_pipeline
 from .shapes import ShapesDataset
+from .trajectories import TrajectoryDataset
 from .transforms import available_transforms, build_pipeline, build_transform, build_transforms
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "FashionMNIST",
     "FolderDataset",
     "ShapesDataset",
+    "TrajectoryDataset",
     "available_transforms",
     "build_dataset",
     "build_pipeline",
