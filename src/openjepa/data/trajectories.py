@@ -141,3 +141,18 @@ def episode_split(episodes: int, split: str, val_fraction: float, seed: int) -> 
         n_val = min(max(n_val, 1), episodes - 1)
     perm = torch.randperm(episodes, generator=torch.Generator().manual_seed(int(seed))).tolist()
     return sorted(perm[:n_val] if split == "val" else perm[n_val:])
+
+
+def fill_world_config(cfg: Any) -> Any:
+    """Copy what a world model must know about ``cfg.data.root``'s collection into ``cfg.world``:
+    the environment and its settings, and the predictor's action width (env action dim × frameskip).
+    A model image size that differs from the collected frames' raises DataError naming both."""
+    from openjepa.data.registry import trajectory_root
+
+    meta = read_meta(trajectory_root(cfg.data))
+    if int(meta["img_size"]) != cfg.model.img_size:
+        raise DataError(f"model.img_size={cfg.model.img_size} but the frames in {cfg.data.root} are "
+                        f"{meta['img_size']} px: set model.img_size={meta['img_size']} (or collect with --img-size)")
+    cfg.world.env, cfg.world.env_kwargs = meta["env"], dict(meta["env_kwargs"])
+    cfg.world.action_dim = int(meta["action_dim"]) * cfg.data.frameskip
+    return cfg
