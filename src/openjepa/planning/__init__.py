@@ -1,0 +1,1 @@
+"""Planning in latent space: environments, world-model rollouts, CEM and MPPI."""
