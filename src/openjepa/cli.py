@@ -62,6 +62,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     plan_checkpoint(args.checkpoint, args.overrides, env=args.env, episodes=args.episodes, device=args.device,
                     baselines=not args.no_baselines, out=args.out, progress=not args.no_progress)
+    return 0
+
+
 def _cmd_collect(args: argparse.Namespace) -> int:
     from openjepa.planning.collect import collect
 
@@ -206,7 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # "openjepa plan RUN --episodes 5 plan.planner=mppi": overrides after an option come back as extras.
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 0

@@ -98,7 +98,7 @@ class TrajectoryDataset(Dataset):
         end = t0 + (self.num_frames - 1) * k  # last frame, inclusive
         obs = arrays["obs"][row, t0:end + 1:k].float() / 127.5 - 1.0  # (F, 3, H, W)
         acts = arrays["actions"][row, t0:end]  # ((F-1) k, A), in time order
-        return {"obs": obs, "actions": acts.reshape(self.num_frames - 1, -1),  # (F-1, k*A)
+        return {"obs": obs, "actions": acts.reshape(self.num_frames - 1, k * acts.shape[-1]),  # (F-1, k*A)
                 "states": arrays["states"][row, t0:end + 1:k].clone(), "episode": episode, "start": t0}
 
     def env(self) -> "Env":

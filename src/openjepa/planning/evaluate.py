@@ -4,6 +4,7 @@ and probe its latent for the agent's position. ``openjepa plan`` and the end of 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -56,7 +57,8 @@ def plan_episodes(model: Any, env: Env, cfg: Config, episodes: int, planner: str
 
 def result_row(name: str, model: str, result: MPCResult) -> dict[str, Any]:
     s = result.summary()
-    return {"planner": name, "model": model, "success": s["success_rate"], "mean_steps": s["mean_steps"],
+    steps = None if math.isnan(s["mean_steps"]) else s["mean_steps"]  # no episode reached its goal
+    return {"planner": name, "model": model, "success": s["success_rate"], "mean_steps": steps,
             "s_per_step": s["seconds_per_step"], "s_per_episode": s["seconds_per_episode"], "episodes": len(result.success)}
 
 
