@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -30,3 +31,18 @@ class Attention(nn.Module):
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)  # (B, nh, N, hd)
         x = x.transpose(1, 2).reshape(B, N, D)
         return self.proj_drop(self.proj(x))
+
+    def forward_with_past(self, x: Tensor, past: Optional[tuple[Tensor, Tensor]] = None
+                          ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Incremental attention (a key/value cache): the new tokens x (B, M, D) attend, unmasked, to each other
+        and to ``past`` = (k, v), each (B, nh, P, hd), the keys and values of earlier tokens. Returns the output
+        (B, M, D) and the cache extended to (B, nh, P + M, hd)."""
+        B, M, D = x.shape
+        qkv = self.qkv(x).reshape(B, M, 3, self.num_heads, D // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, M, hd)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, nh, P + M, hd)
+        drop = self.attn_drop if self.training else 0.0
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)  # (B, nh, M, hd)
+        x = x.transpose(1, 2).reshape(B, M, D)
+        return self.proj_drop(self.proj(x)), (k, v)

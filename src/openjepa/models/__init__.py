@@ -1,6 +1,7 @@
 """Encoders and predictors. Importing this package registers the named model factories."""
 
+from openjepa.models.ac_predictor import ACPredictor
 from openjepa.models.predictor import Predictor
 from openjepa.models.vit import VisionTransformer
 
-__all__ = ["Predictor", "VisionTransformer"]
+__all__ = ["ACPredictor", "Predictor", "VisionTransformer"]
