@@ -151,7 +151,7 @@ def test_latent_world_model_rollout_matches_the_predictor(data_dir, tmp_path):
     pred = model.rollout(z, actions)
     assert pred.shape == (4, 3, 2, 1, 16)
     with torch.no_grad():
-        ref = method.predictor.rollout(z[1:2], actions[1, 2][None])  # one candidate alone
+        ref = method.predictor.rollout(z[1:2, None], actions[1, 2][None])  # one candidate alone
     torch.testing.assert_close(pred[1, 2], ref[0], rtol=1e-5, atol=1e-6)
     d = model.distance(pred, z)
     torch.testing.assert_close(d[2, 1, 0], (pred[2, 1, 0] - z[2]).square().mean())
