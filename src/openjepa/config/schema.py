@@ -185,7 +185,8 @@ class PlanConfig:
     elite_frac: float = 0.1  # CEM: fraction of samples kept as elites
     temperature: float = 0.05  # MPPI: softmax temperature on the (normalised) energies
     replan_every: int = 1  # model steps executed before planning again (receding horizon)
-    energy: str = "final"  # final: distance of the last predicted latent to the goal | sum | min over the horizon
+    energy: str = "min"  # min: closest approach to the goal latent over the horizon | final: the last step's | sum over the steps
+    hold: bool = True  # search one action per model step, held for its frameskip env steps (else all frameskip actions)
     max_steps: int = 200  # env steps before an episode counts as failed
     episodes: int = 100  # planning episodes (openjepa plan --episodes)
     episodes_at_end: int = 20  # planning episodes evaluated when a world-model run ends (0 = none)

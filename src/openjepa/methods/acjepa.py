@@ -42,7 +42,7 @@ class ACJEPA(JEPAMethod):
         self.encoder, self.predictor, self.frozen, self.latent = encoder, predictor, frozen, latent
         # frozen: the pretrained tokens, layer-normed (no parameters: a trainable head would collapse to a constant)
         self.head = (nn.LayerNorm(encoder.embed_dim, elementwise_affine=False) if frozen
-                     else nn.Linear(encoder.embed_dim, latent_dim))
+                     else LatentHead(encoder.embed_dim, latent_dim))
         self.sigreg, self.weight, self.combine_mode, self.statistic = sigreg, weight, combine_mode, statistic
         self.rollout_steps, self.rollout_weight = rollout_steps, rollout_weight
         self.feature_dim = encoder.embed_dim if frozen else latent_dim  # StepOutput.features: pooled frame latents
@@ -116,6 +116,25 @@ class ACJEPA(JEPAMethod):
         from openjepa.planning.evaluate import evaluate_world_model
 
         return evaluate_world_model(self, cfg, device, run_dir, step)
+
+
+class LatentHead(nn.Module):
+    """Encoder tokens -> latents: Linear-BN-GELU-Linear-BN, the batch-normed projector of LeJEPA / LeWorldModel.
+
+    Frames of one scene differ in a few pixels (the agent), so pooled encoder tokens start nearly
+    identical; batch normalisation spreads them to unit variance per dimension from the first step,
+    where SIGReg's gradient is strong (near collapse the Epps-Pulley statistic is flat and a plain
+    linear head stays collapsed).
+    """
+
+    def __init__(self, dim: int, out: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or 2 * out
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out),
+                                 nn.BatchNorm1d(out))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.net(tokens.flatten(0, -2)).unflatten(0, tokens.shape[:-1])  # (..., D) -> (..., L)
 
 
 class TrajectoryCollator:

@@ -16,6 +16,7 @@ from openjepa.engine.precision import resolve_device
 from openjepa.methods.acjepa import ACJEPA, build_acjepa
 from openjepa.planning.cem import CEM
 from openjepa.planning.envs import Env, make_env
+from openjepa.planning.held import HeldActions
 from openjepa.planning.mpc import MPCResult, OracleModel, RandomPlanner, run_mpc
 from openjepa.planning.mppi import MPPI
 from openjepa.planning.viz import plot_trajectories, save_png
@@ -27,15 +28,18 @@ COLUMNS = ("planner", "model", "success", "mean_steps", "s_per_step", "s_per_epi
 def build_planner(p: PlanConfig, env: Env, frameskip: int, name: str | None = None) -> Any:
     """The planner ``name`` (default ``plan.planner``) over action blocks of ``frameskip`` env actions."""
     name = name or p.planner
-    common = dict(horizon=p.horizon, action_dim=env.action_dim * frameskip, bound=env.max_action, bound_kind="norm",
-                  group=frameskip, seed=p.seed)
+    k = 1 if p.hold else frameskip  # env actions the planner searches per model step
+    common = dict(horizon=p.horizon, action_dim=env.action_dim * k, bound=env.max_action, bound_kind="norm",
+                  group=k, seed=p.seed)
     if name == "cem":
-        return CEM(samples=p.samples, iterations=p.iterations, elite_frac=p.elite_frac, **common)
-    if name == "mppi":
-        return MPPI(samples=p.samples, iterations=p.iterations, temperature=p.temperature, **common)
-    if name == "random":
-        return RandomPlanner(**common)
-    raise ValueError(f"unknown planner {name!r}; choose one of: cem, mppi, random")
+        planner: Any = CEM(samples=p.samples, iterations=p.iterations, elite_frac=p.elite_frac, **common)
+    elif name == "mppi":
+        planner = MPPI(samples=p.samples, iterations=p.iterations, temperature=p.temperature, **common)
+    elif name == "random":
+        planner = RandomPlanner(**common)
+    else:
+        raise ValueError(f"unknown planner {name!r}; choose one of: cem, mppi, random")
+    return HeldActions(planner, frameskip) if p.hold else planner
 
 
 def world_env(cfg: Config, name: str | None = None) -> Env:
