@@ -182,3 +182,14 @@ def test_position_probe_reads_a_linear_code():
     blind = position_probe(lambda f: f.flatten(1)[:, 2:], (frames[:200], pos[:200]), (frames[200:], pos[200:]),
                            torch.device("cpu"))
     assert blind["r2"] < 0.1  # features without the position cannot read it
+
+
+def test_point_mass_world_model_trains_and_plans(tmp_path, capsys):
+    data = collect("point_mass", 6, 12, tmp_path / "pm", seed=2, env_kwargs={"img_size": 32}, progress=False)
+    run = tmp_path / "pm_run"
+    summary = train(tiny_cfg(data, run, "train.steps=3", "plan.episodes_at_end=1", "eval.report=false",
+                             "world.cond=token", "world.latent=patch"))
+    assert summary["eval"]["planning"][0]["episodes"] == 1
+    assert json.loads((run / "plan" / "results.json").read_text())["env"] == "point_mass"
+    with pytest.raises(ValueError, match="trained on 'point_mass'"):
+        main(["plan", str(run), "--env", "two_rooms", "--episodes", "1", "--no-progress"])

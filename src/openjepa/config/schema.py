@@ -183,7 +183,7 @@ class PlanConfig:
     samples: int = 300  # candidate action sequences per iteration
     iterations: int = 5  # optimisation iterations per planning call
     elite_frac: float = 0.1  # CEM: fraction of samples kept as elites
-    temperature: float = 0.05  # MPPI: softmax temperature on the (normalised) energies
+    temperature: float = 0.005  # MPPI: softmax temperature on the energies (mean squared latent distances)
     replan_every: int = 1  # model steps executed before planning again (receding horizon)
     energy: str = "min"  # min: closest approach to the goal latent over the horizon | final: the last step's | sum over the steps
     hold: bool = True  # search one action per model step, held for its frameskip env steps (else all frameskip actions)

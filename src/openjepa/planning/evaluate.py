@@ -43,9 +43,10 @@ def build_planner(p: PlanConfig, env: Env, frameskip: int, name: str | None = No
 
 
 def world_env(cfg: Config, name: str | None = None) -> Env:
-    """The run's environment (``world.env`` with the collected data's settings), or ``name`` with its defaults."""
+    """The run's environment (``world.env`` with the collected data's settings); ``name``, when given, must be it."""
     if name and name != cfg.world.env:
-        return make_env(name)
+        raise ValueError(f"--env {name}: this world model was trained on {cfg.world.env!r} trajectories and "
+                         f"knows nothing of {name!r}; train one on `openjepa collect {name}` data")
     if not cfg.world.env:
         raise ValueError("the run names no environment (world.env): pass --env")
     return make_env(cfg.world.env, **dict(cfg.world.env_kwargs))
