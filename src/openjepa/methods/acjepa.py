@@ -23,14 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from openjepa.config.schema import Config
-from openjepa.methods.base import JEPAMethod, StepOutput, register_method
+from openjepa.methods.base import SingleEncoderMethod, StepOutput, register_method
 from openjepa.methods.ijepa import build_encoder
 from openjepa.models import ACPredictor, VisionTransformer
 from openjepa.objectives.combine import combine
 from openjepa.objectives.sigreg import SIGReg
 
 
-class ACJEPA(JEPAMethod):
+class ACJEPA(SingleEncoderMethod):
     def __init__(self, encoder: VisionTransformer, predictor: ACPredictor, frozen: bool = False, latent: str = "pooled",
                  latent_dim: int = 64, sigreg: SIGReg | None = None, weight: float = 0.1, combine_mode: str = "convex",
                  statistic: str = "per_view", rollout_steps: int = 2, rollout_weight: float = 1.0):
@@ -89,12 +89,6 @@ class ACJEPA(JEPAMethod):
         metrics["latent_std"] = z.detach().flatten(0, 2).std(dim=0).mean()
         return StepOutput(loss, metrics, features=z[:, 0].detach().mean(dim=1))
 
-    @torch.no_grad()
-    def encode(self, x: Tensor, which: str = "target") -> Tensor:
-        """Encoder tokens (B, N, D); one encoder, so ``target`` and ``context`` are the same."""
-        if which not in ("target", "context"):
-            raise ValueError(f"unknown encoder {which!r}; choose target or context")
-        return self.encoder(x)
 
     def make_collator(self, cfg: Config) -> Callable:
         return TrajectoryCollator()

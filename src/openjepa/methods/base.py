@@ -65,6 +65,19 @@ class JEPAMethod(nn.Module, metaclass=ABCMeta):
         return names
 
 
+class SingleEncoderMethod(JEPAMethod):
+    """A method with one encoder and no teacher (LeJEPA, world models): ``target`` and ``context`` are it."""
+
+    encoder: nn.Module
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, which: str = "target") -> Tensor:
+        """Encoder tokens (B, N, D) of the one encoder."""
+        if which not in ("target", "context"):
+            raise ValueError(f"unknown encoder {which!r}; choose target or context")
+        return self.encoder(x)
+
+
 _METHODS: dict[str, Callable[[Config, int], JEPAMethod]] = {}
 
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from openjepa.config.schema import Config
 from openjepa.data.registry import dataset_info
 from openjepa.data.views import ViewCollator, multiview_transform
-from openjepa.methods.base import JEPAMethod, StepOutput, register_method
+from openjepa.methods.base import SingleEncoderMethod, StepOutput, register_method
 from openjepa.methods.ijepa import build_encoder
 from openjepa.models import VisionTransformer
 from openjepa.objectives.combine import combine
@@ -35,7 +35,7 @@ def projector(dim: int, hidden: int, out: int) -> nn.Sequential:
                          nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out))
 
 
-class LeJEPA(JEPAMethod):
+class LeJEPA(SingleEncoderMethod):
     def __init__(self, encoder: VisionTransformer, proj: nn.Module, sigreg: SIGReg, weight: float = 0.05,
                  combine_mode: str = "convex", statistic: str = "per_view", num_global: int = 2, seed: int = 0):
         super().__init__()
@@ -71,12 +71,6 @@ class LeJEPA(JEPAMethod):
                    "proj_std": z.detach().std(dim=1).mean()}
         return StepOutput(loss, metrics, features=e[0].detach().float())
 
-    @torch.no_grad()
-    def encode(self, x: Tensor, which: str = "target") -> Tensor:
-        """Encoder tokens (B, N, D); LeJEPA has one encoder, so ``target`` and ``context`` are the same."""
-        if which not in ("target", "context"):
-            raise ValueError(f"unknown encoder {which!r}; choose target or context")
-        return self.encoder(x)
 
     def make_collator(self, cfg: Config) -> Callable:
         return ViewCollator()
