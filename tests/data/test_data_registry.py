@@ -10,7 +10,7 @@ from openjepa.data import DATASETS, build_dataset, dataset_info, eval_view, raw_
 def test_unknown_dataset():
     with pytest.raises(ValueError) as e:
         dataset_info(DataConfig(name="x"))
-    assert str(e.value) == "unknown dataset 'x'; choose one of: shapes, digits, fashion_mnist, folder"
+    assert str(e.value) == "unknown dataset 'x'; choose one of: shapes, digits, fashion_mnist, folder, trajectories"
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
         build_dataset(DataConfig(name="imagenet"), "train", 32)
     with pytest.raises(ValueError, match="split"):
@@ -18,7 +18,7 @@ def test_unknown_dataset():
 
 
 def test_known_defaults():
-    assert DATASETS == ("shapes", "digits", "fashion_mnist", "folder")
+    assert DATASETS == ("shapes", "digits", "fashion_mnist", "folder", "trajectories")
     got = {n: dataset_info(DataConfig(name=n)) for n in ("shapes", "digits", "fashion_mnist")}
     assert (got["shapes"].in_chans, got["shapes"].default_img_size, got["shapes"].num_classes) == (3, 32, 10)
     assert (got["digits"].in_chans, got["digits"].default_img_size, got["digits"].num_classes) == (1, 16, 10)
