@@ -235,8 +235,9 @@ def _run_chunk(env: Env, model: PlanningModel, planner: Planner, start: Tensor, 
             steps[reached] = t
             done |= reached
             positions.append(env.position(state).clone())
-            bar.set_postfix(step=t, solved=f"{int(done.sum())}/{N}", refresh=False)
-    bar.update(N)
+            bar.set_postfix(solved=f"{int(done.sum())}/{N}", refresh=False)
+            bar.update(1)  # one env step of this chunk's episodes
+    bar.update(max_steps - t)  # the chunk ended early: all its episodes reached their goals
     pos = torch.stack(positions, 1)  # (N, t + 1, 2)
     pos = torch.cat([pos, pos[:, -1:].expand(-1, max_steps - t, -1)], 1)  # (N, max_steps + 1, 2)
     return done.cpu(), steps.cpu(), pos.float().cpu()
@@ -269,7 +270,11 @@ def run_mpc(env: Env, model: PlanningModel, planner: Planner, episodes: int, max
     starts, goals = env.sample_tasks(episodes, torch.Generator().manual_seed(seed))
     planner.reset()
     chunk, clock, parts = batch or episodes, _Clock(), []
-    with tqdm(total=episodes, disable=not progress, desc="mpc", unit="episode", dynamic_ncols=True) as bar:
+    # Counted in env steps of each chunk (max_steps each; a chunk that finishes early jumps to its end),
+    # so the bar moves during a chunk and its ETA is an upper bound.
+    n_chunks = -(-episodes // (batch or episodes))
+    with tqdm(total=n_chunks * max_steps, disable=not progress, desc="mpc", unit="env-step",
+              dynamic_ncols=True) as bar:
         for i in range(0, episodes, chunk):
             parts.append(_run_chunk(env, model, planner, starts[i:i + chunk], goals[i:i + chunk], max_steps,
                                     replan_every, energy, clock, bar))
