@@ -151,8 +151,9 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
             ips = seen / max(now - t_last, 1e-9)
             t_last, seen = now, 0
             metrics = dist.mean_over_ranks({k: float(v) for k, v in out.metrics.items()}, device)
-            metrics.update(lr=lr, wd=wd, ema=momentum_at(step, plan.total, *cfg.optim.ema), img_per_s=ips,
-                           epoch=done / plan.steps_per_epoch)
+            metrics.update(lr=lr, wd=wd, img_per_s=ips, epoch=done / plan.steps_per_epoch)
+            if getattr(method, "target", None) is not None:  # methods with an EMA teacher
+                metrics["ema"] = momentum_at(step, plan.total, *cfg.optim.ema)
             shown.update(loss=f"{metrics['loss']:.4f}", img_s=f"{ips:.0f}", lr=f"{lr:.2e}")
             if guard.enabled:
                 metrics["skipped_steps"] = guard.skipped

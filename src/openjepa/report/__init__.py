@@ -103,7 +103,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     else:
         sections.append(masks_section(_attempt("mask examples", lambda: mask_examples(cfg)), cfg.mask.sampler))
         sections += _embedding_sections(cfg, method, device, max_images, tsne, progress, source)
-    sections += [probes_section(run_dir), config_section(run_dir, to_yaml(cfg) if cfg is not None else None)]
+    if cfg is None or cfg.train.method != "acjepa":  # world models have no image-probe table
+        sections.append(probes_section(run_dir))
+    sections.append(config_section(run_dir, to_yaml(cfg) if cfg is not None else None))
     html = page(f"openjepa run report: {run_dir.resolve().name}", _header(run_dir, source), sections)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

@@ -14,8 +14,9 @@ from openjepa.report.runfiles import RunFileError, metric_series, probe_tables, 
 from openjepa.report.samples import SplitFeatures, nearest_neighbours, pca_2d, to_display, tsne_2d
 
 # metrics.jsonl keys plotted, in this order (monitoring keys appear when the run logged them).
-CURVE_KEYS = ("loss", "lr", "ema", "probe_acc", "rankme", "rank_centred", "spread", "pred_std", "target_std")
-EXTRA_KEYS = ("sigreg", "teacher_forcing", "rollout", "latent_std")  # plotted when logged (SIGReg, world models)
+CURVE_KEYS = ("loss", "lr", "ema", "probe_acc", "rankme", "rank_centred", "spread", "pred_std", "target_std",
+              "sigreg", "teacher_forcing", "rollout", "latent_std")
+OPTIONAL_KEYS = ("ema", "sigreg", "teacher_forcing", "rollout", "latent_std")  # method-specific: never "not logged"
 PROBE_COLUMNS = (("name", "features"), ("dim", "dim"), ("linear", "linear"), ("knn", "kNN"), ("rankme", "RankMe"),
                  ("feature_std", "feature std"), ("n_train", "train"), ("n_test", "test"))
 FRACTIONS = ("linear", "knn")
@@ -27,11 +28,11 @@ def curves_section(run_dir: Path) -> Section:
     rows, bad = read_metrics(run_dir / "metrics.jsonl")
     if not rows:
         return Section("curves", title, note("No metrics.jsonl rows in this run directory."))
-    series = metric_series(rows, CURVE_KEYS + EXTRA_KEYS)
+    series = metric_series(rows, CURVE_KEYS)
     if not series:
-        return Section("curves", title, note(f"metrics.jsonl holds none of: {', '.join(CURVE_KEYS + EXTRA_KEYS)}."))
+        return Section("curves", title, note(f"metrics.jsonl holds none of: {', '.join(CURVE_KEYS)}."))
     body = image(plots.curves(series), "training curves: " + ", ".join(series))
-    absent = [k for k in CURVE_KEYS if k not in series]
+    absent = [k for k in CURVE_KEYS if k not in series and k not in OPTIONAL_KEYS]
     if absent:
         body += note(f"Not logged by this run: {', '.join(absent)}.")
     if bad:
