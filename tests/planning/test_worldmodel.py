@@ -193,3 +193,20 @@ def test_point_mass_world_model_trains_and_plans(tmp_path, capsys):
     assert json.loads((run / "plan" / "results.json").read_text())["env"] == "point_mass"
     with pytest.raises(ValueError, match="trained on 'point_mass'"):
         main(["plan", str(run), "--env", "two_rooms", "--episodes", "1", "--no-progress"])
+
+
+def test_world_model_resume_is_exact(data_dir, tmp_path):
+    """A world-model run resumed from its step-3 checkpoint ends with the uninterrupted run's weights
+    (batch-norm running statistics included) and optimizer state."""
+    from openjepa.engine import checkpoint as ckpt
+
+    args = ("train.steps=5", "train.ckpt_every=3", "eval.at_end=false", "eval.report=false")
+    train(tiny_cfg(data_dir, tmp_path / "a", *args))
+    (tmp_path / "b" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "b" / "checkpoints" / "step_00000003.pt").write_bytes(
+        (tmp_path / "a" / "checkpoints" / "step_00000003.pt").read_bytes())
+    train(tiny_cfg(data_dir, tmp_path / "b", *args), resume=True)
+    a, b = (ckpt.load_latest(tmp_path / r / "checkpoints")[1] for r in ("a", "b"))
+    assert a["step"] == b["step"] == 5
+    assert any("running_mean" in k for k in a["method"])
+    assert all(torch.equal(a["method"][k], b["method"][k]) for k in a["method"])
