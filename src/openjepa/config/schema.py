@@ -167,8 +167,8 @@ class WorldConfig:
     pretrained: Optional[str] = None  # frozen: an openjepa checkpoint, run dir or encoder.safetensors whose encoder is loaded
     latent: str = "pooled"  # pooled: one token per frame (mean of the patch tokens, projected) | patch: every patch token
     latent_dim: int = 64  # width of the latent the predictor works in (a linear projection of the encoder tokens)
-    pred_dim: int = 128  # action-conditioned predictor width
-    pred_depth: int = 3  # action-conditioned predictor depth
+    pred_dim: int = 64  # action-conditioned predictor width
+    pred_depth: int = 2  # action-conditioned predictor depth
     pred_heads: int = 4  # action-conditioned predictor heads
     cond: str = "adaln"  # action conditioning: adaln (adaptive LayerNorm, DiT/LeWorldModel) | token (interleaved action tokens, V-JEPA 2-AC)
     rollout_steps: int = 2  # frames predicted autoregressively from the first one for the rollout loss (0 = teacher forcing only)
