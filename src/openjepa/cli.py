@@ -161,6 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-tsne", action="store_true", help="PCA map only (skip t-SNE)")
     r.set_defaults(func=_cmd_report)
 
+    _add_world_model_commands(sub)
+
+    m = sub.add_parser("models", help="list registered models")
+    m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")
+    m.add_argument("--params", action="store_true", help="also print parameter counts")
+    m.set_defaults(func=_cmd_models)
+
+    c = sub.add_parser("config", help="show a resolved config, or list the shipped ones", epilog=EPILOG)
+    c.add_argument("action", choices=["show", "list"], help="show NAME: print the resolved config; list: names")
+    c.add_argument("name", nargs="?", default=None, help="config file or shipped name (default: the quickstart)")
+    c.add_argument("overrides", nargs="*", metavar="key=value")
+    c.set_defaults(func=_cmd_config)
+    return p
+
+
+def _add_world_model_commands(sub: argparse._SubParsersAction) -> None:
+    """``openjepa plan`` and ``openjepa collect``."""
     pl = sub.add_parser("plan", help="plan to goals with a trained world model (CEM/MPPI in latent space)",
                         description="Run model-predictive control with a world-model run (train.method=acjepa): "
                         "each episode starts in one room and must reach a goal shown as an image; prints the success "
@@ -193,18 +210,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--shard-size", type=int, default=100, metavar="K", help="episodes per shard file (default: 100)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_collect)
-
-    m = sub.add_parser("models", help="list registered models")
-    m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")
-    m.add_argument("--params", action="store_true", help="also print parameter counts")
-    m.set_defaults(func=_cmd_models)
-
-    c = sub.add_parser("config", help="show a resolved config, or list the shipped ones", epilog=EPILOG)
-    c.add_argument("action", choices=["show", "list"], help="show NAME: print the resolved config; list: names")
-    c.add_argument("name", nargs="?", default=None, help="config file or shipped name (default: the quickstart)")
-    c.add_argument("overrides", nargs="*", metavar="key=value")
-    c.set_defaults(func=_cmd_config)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

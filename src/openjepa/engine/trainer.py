@@ -150,13 +150,8 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
             now = time.perf_counter()
             ips = seen / max(now - t_last, 1e-9)
             t_last, seen = now, 0
-            metrics = dist.mean_over_ranks({k: float(v) for k, v in out.metrics.items()}, device)
-            metrics.update(lr=lr, wd=wd, img_per_s=ips, epoch=done / plan.steps_per_epoch)
-            if getattr(method, "target", None) is not None:  # methods with an EMA teacher
-                metrics["ema"] = momentum_at(step, plan.total, *cfg.optim.ema)
+            metrics = step_metrics(out.metrics, step, plan, cfg, method, guard, device, lr=lr, wd=wd, img_per_s=ips)
             shown.update(loss=f"{metrics['loss']:.4f}", img_s=f"{ips:.0f}", lr=f"{lr:.2e}")
-            if guard.enabled:
-                metrics["skipped_steps"] = guard.skipped
         if monitor is not None and (done % cfg.monitor.every == 0 or done == plan.total):
             metrics.update(monitor_metrics(monitor, done, bar))
             shown.update({k: f"{metrics[k]:.3g}" for k in ("probe_acc", "rankme") if k in metrics})
@@ -176,6 +171,19 @@ def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
         summary.update(finish(cfg, final, method, device, run_dir, monitor))
     dist.cleanup()
     return summary
+
+
+def step_metrics(raw: dict, step: int, plan: Plan, cfg: Config, method: JEPAMethod, guard: SpikeGuard,
+                 device: torch.device, **extra: float) -> dict[str, float]:
+    """The method's metrics averaged over ranks, plus ``extra``, the epoch, the EMA momentum (methods
+    with a teacher) and the spike guard's count of skipped steps (when it is on)."""
+    metrics = dist.mean_over_ranks({k: float(v) for k, v in raw.items()}, device)
+    metrics.update(extra, epoch=(step + 1) / plan.steps_per_epoch)
+    if getattr(method, "target", None) is not None:
+        metrics["ema"] = momentum_at(step, plan.total, *cfg.optim.ema)
+    if guard.enabled:
+        metrics["skipped_steps"] = guard.skipped
+    return metrics
 
 
 def finish(cfg: Config, final: dict, method: JEPAMethod, device: torch.device, run_dir: Path,

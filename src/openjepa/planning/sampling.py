@@ -15,6 +15,8 @@ never return a worse plan.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional, Union
@@ -121,7 +123,7 @@ def evaluate(energy: Energy, candidates: Tensor) -> Tensor:
     return e
 
 
-class SamplingPlanner:
+class SamplingPlanner(ABC):
     """Base of CEM and MPPI: validation, seeded generator, the iteration loop, best-so-far tracking.
 
     Subclasses set ``self._std0`` and implement ``_refit(mean, std, candidates, energies) -> (mean, std)``.
@@ -171,8 +173,9 @@ class SamplingPlanner:
             raise ValueError(f"init must be a floating-point tensor, got {init.dtype}")
         return self.project(init.to(device))
 
+    @abstractmethod
     def _refit(self, mean: Tensor, std: Tensor, candidates: Tensor, energies: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """The next sampling mean and std from this iteration's candidates and energies (CEM: elites; MPPI: weights)."""
 
     @torch.no_grad()
     def plan(self, energy: Energy, batch: int, init: Optional[Tensor] = None, device: Device = None) -> PlanResult:
