@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from openjepa.data.transforms import build_pipeline
+from openjepa.masks.base import unzip_step_batch
 
 
 class MultiView:
@@ -47,16 +48,12 @@ class ViewCollator:
     """collate(list of (views, y, step, pos)) -> {"views": [(B, C, H_v, W_v) per view], "y": (B,), "step": int}."""
 
     def __call__(self, batch: Sequence[tuple[Any, Any, int, int]]) -> dict[str, Any]:
-        if len(batch) == 0:
-            raise ValueError("cannot collate an empty batch")
-        views, ys, steps, _ = zip(*batch)
-        if len({int(s) for s in steps}) != 1:
-            raise ValueError(f"items of one batch carry different steps {sorted(set(steps))}")
+        views, ys, step, _ = unzip_step_batch(batch)
         if not isinstance(views[0], tuple):
             raise TypeError("ViewCollator needs datasets whose transform returns a tuple of views (MultiView)")
         stacked = [torch.stack(v) for v in zip(*views)]  # V x (B, C, H_v, W_v)
         y = torch.tensor([-1 if v is None else int(v) for v in ys], dtype=torch.long)  # (B,)
-        return {"views": stacked, "x": stacked[0], "y": y, "step": int(steps[0])}
+        return {"views": stacked, "x": stacked[0], "y": y, "step": step}
 
 
 __all__ = ["MultiView", "ViewCollator", "multiview_transform"]

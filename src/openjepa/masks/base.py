@@ -7,7 +7,7 @@ A sampler never truncates: sets of different sizes are padded and carry a validi
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple, Optional, Protocol, Sequence
+from typing import Any, NamedTuple, Optional, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -95,3 +95,16 @@ def sample_indices(batch_size: int, indices: Optional[Sequence[int]] = None) -> 
     if len(out) != batch_size:
         raise ValueError(f"got {len(out)} sample indices for a batch of {batch_size}")
     return out
+
+
+def unzip_step_batch(batch: Sequence[tuple[Any, Any, int, int]]) -> tuple[tuple, tuple, int, list[int]]:
+    """Items of :class:`~openjepa.engine.loader.StepTagged`, each (input, label, step, position) -> (inputs,
+    labels, the batch's one step, positions): where collate functions start. An empty batch, or items
+    of different steps, raise ValueError."""
+    if len(batch) == 0:
+        raise ValueError("cannot collate an empty batch")
+    xs, ys, steps, pos = zip(*batch)
+    steps_seen = sorted({int(s) for s in steps})
+    if len(steps_seen) != 1:
+        raise ValueError(f"items of one batch carry different steps {steps_seen}")
+    return xs, ys, steps_seen[0], [int(p) for p in pos]

@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from openjepa.masks.base import MaskSampler
+from openjepa.masks.base import MaskSampler, unzip_step_batch
 
 
 class MaskCollator:
@@ -34,17 +34,10 @@ class MaskCollator:
         return f"MaskCollator({self.sampler!r}, seed={self.seed}, rank={self.rank})"
 
     def __call__(self, batch: Sequence[tuple[Any, Any, int, int]]) -> dict[str, Any]:
-        if len(batch) == 0:
-            raise ValueError("cannot collate an empty batch")
-        xs, ys, steps, pos = zip(*batch)
-        steps_seen = sorted({int(s) for s in steps})
-        if len(steps_seen) != 1:
-            raise ValueError(f"items of one batch carry different steps {steps_seen}")
-        pos = [int(p) for p in pos]
+        xs, ys, step, pos = unzip_step_batch(batch)
         if len(set(pos)) != len(pos):
             raise ValueError(f"items of one batch share a position: {pos}")
         x = torch.stack([torch.as_tensor(v) for v in xs])  # (B, C, H, W) or (B, C, T, H, W)
         y = torch.tensor([-1 if v is None else int(v) for v in ys], dtype=torch.long)  # (B,)
-        step = steps_seen[0]
         masks = self.sampler(len(batch), step, self.rank, indices=pos)
         return {"x": x, "y": y, "step": step, "masks": masks}

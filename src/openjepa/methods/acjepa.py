@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from openjepa.config.schema import Config
+from openjepa.masks.base import unzip_step_batch
 from openjepa.methods.base import SingleEncoderMethod, StepOutput, register_method
 from openjepa.methods.ijepa import build_encoder
 from openjepa.models import ACPredictor, VisionTransformer
@@ -78,7 +79,7 @@ class ACJEPA(SingleEncoderMethod):
             loss = loss + self.rollout_weight * ro
             metrics["rollout"] = ro.detach()
         metrics["pred_loss"] = loss.detach()
-        if self.sigreg is not None and not self.frozen:
+        if self.sigreg is not None:  # None exactly when the encoder is frozen
             if self.statistic == "per_view":  # one statistic per frame index, averaged
                 reg = torch.stack([self.sigreg(z[:, t].flatten(0, 1), step) for t in range(F)]).mean()
             else:
@@ -88,7 +89,6 @@ class ACJEPA(SingleEncoderMethod):
         metrics["loss"] = loss.detach()
         metrics["latent_std"] = z.detach().flatten(0, 2).std(dim=0).mean()
         return StepOutput(loss, metrics, features=z[:, 0].detach().mean(dim=1))
-
 
     def make_collator(self, cfg: Config) -> Callable:
         return TrajectoryCollator()
@@ -138,13 +138,9 @@ class TrajectoryCollator:
     KEYS: Sequence[str] = ("obs", "actions", "states")
 
     def __call__(self, batch: Sequence[tuple[Any, Any, int, int]]) -> dict[str, Any]:
-        if len(batch) == 0:
-            raise ValueError("cannot collate an empty batch")
-        items, _, steps, _ = zip(*batch)
-        if len({int(s) for s in steps}) != 1:
-            raise ValueError(f"items of one batch carry different steps {sorted(set(steps))}")
+        items, _, step, _ = unzip_step_batch(batch)
         out: dict[str, Any] = {k: torch.stack([it[k] for it in items]) for k in self.KEYS}
-        out.update(x=out["obs"], y=torch.full((len(items),), -1, dtype=torch.long), step=int(steps[0]))
+        out.update(x=out["obs"], y=torch.full((len(items),), -1, dtype=torch.long), step=step)
         return out
 
 

@@ -71,7 +71,6 @@ class LeJEPA(SingleEncoderMethod):
                    "proj_std": z.detach().std(dim=1).mean()}
         return StepOutput(loss, metrics, features=e[0].detach().float())
 
-
     def make_collator(self, cfg: Config) -> Callable:
         return ViewCollator()
 

@@ -22,9 +22,6 @@ from openjepa.planning.mppi import MPPI
 from openjepa.planning.viz import plot_trajectories, save_png
 from openjepa.planning.world import LatentWorldModel
 
-COLUMNS = ("planner", "model", "success", "mean_steps", "s_per_step", "s_per_episode", "episodes")
-
-
 def build_planner(p: PlanConfig, env: Env, frameskip: int, name: str | None = None) -> Any:
     """The planner ``name`` (default ``plan.planner``) over action blocks of ``frameskip`` env actions."""
     name = name or p.planner
@@ -48,7 +45,7 @@ def world_env(cfg: Config, name: str | None = None) -> Env:
         raise ValueError(f"--env {name}: this world model was trained on {cfg.world.env!r} trajectories and "
                          f"knows nothing of {name!r}; train one on `openjepa collect {name}` data")
     if not cfg.world.env:
-        raise ValueError("the run names no environment (world.env): pass --env")
+        raise ValueError("the run names no environment (world.env): it was not trained on `openjepa collect` data")
     return make_env(cfg.world.env, **dict(cfg.world.env_kwargs))
 
 
@@ -64,7 +61,7 @@ def result_row(name: str, model: str, result: MPCResult) -> dict[str, Any]:
     s = result.summary()
     steps = None if math.isnan(s["mean_steps"]) else s["mean_steps"]  # no episode reached its goal
     return {"planner": name, "model": model, "success": s["success_rate"], "mean_steps": steps,
-            "s_per_step": s["seconds_per_step"], "s_per_episode": s["seconds_per_episode"], "episodes": len(result.success)}
+            "s_per_step": s["seconds_per_step"], "s_per_episode": s["seconds_per_episode"], "episodes": result.episodes}
 
 
 def plan_world_model(method: ACJEPA, cfg: Config, device: torch.device, out_dir: Path, episodes: int,
@@ -88,12 +85,8 @@ def plan_world_model(method: ACJEPA, cfg: Config, device: torch.device, out_dir:
                             title=f"{env.name}: {cfg.plan.planner.upper()} with the world model, "
                                   f"{100 * rows[0]['success']:.0f}% of {episodes} episodes reached the goal")
     save_png(png, out_dir / "trajectories.png")
-    (out_dir / "results.json").write_text(json.dumps({"env": env.name, "rows": rows, "plan": _plain(cfg.plan)}, indent=2))
+    (out_dir / "results.json").write_text(json.dumps({"env": env.name, "rows": rows, "plan": dict(vars(cfg.plan))}, indent=2))
     return rows
-
-
-def _plain(section: Any) -> dict[str, Any]:
-    return {k: v for k, v in vars(section).items()}
 
 
 def format_rows(rows: Sequence[dict[str, Any]]) -> str:
@@ -109,10 +102,11 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> str:
 def probe_positions(method: ACJEPA, cfg: Config, device: torch.device) -> list[dict[str, Any]]:
     """The position probe on the run's trajectories: train episodes fit it, held-out episodes score it;
     rows for the world model's latent, its encoder's pooled tokens, and a random-init world model."""
+    from openjepa.data.registry import trajectory_root
     from openjepa.data.trajectories import TrajectoryDataset
     from openjepa.eval.position import position_probe
 
-    frames = {split: _frames(TrajectoryDataset(cfg.data.root, 1, 1, split=split, val_fraction=cfg.data.val_fraction,
+    frames = {split: _frames(TrajectoryDataset(trajectory_root(cfg.data), 1, 1, split=split, val_fraction=cfg.data.val_fraction,
                                                 seed=cfg.seed), cfg.world.probe_frames, cfg.seed)
               for split in ("train", "val")}
     env = world_env(cfg)
@@ -122,8 +116,7 @@ def probe_positions(method: ACJEPA, cfg: Config, device: torch.device) -> list[d
     for name, fn in (("world-model latent", method.embed),
                      ("encoder tokens (mean)", lambda x: method.encoder(x).mean(dim=1)),
                      ("random-init latent", fresh.embed)):
-        with torch.no_grad():
-            scores = position_probe(fn, data["train"], data["val"], device)
+        scores = position_probe(fn, data["train"], data["val"], device)  # embeds under no_grad
         rows.append({"features": name, **scores, "n_train": len(data["train"][0]), "n_test": len(data["val"][0])})
     return rows
 

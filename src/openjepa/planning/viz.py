@@ -10,7 +10,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from openjepa.planning.envs import Env  # noqa: E402
@@ -56,9 +55,4 @@ def save_png(png: bytes, path: str | Path) -> Path:
     return path
 
 
-def as_array(png: bytes) -> np.ndarray:
-    """Decode a PNG (for tests): (H, W, 4) float array."""
-    return plt.imread(io.BytesIO(png))
-
-
-__all__ = ["as_array", "plot_trajectories", "save_png"]
+__all__ = ["plot_trajectories", "save_png"]

@@ -94,16 +94,17 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     out = Path(out) if out is not None else run_dir / "report.html"
     cfg, method, source = _load(run_dir)
     sections: list[Section] = [curves_section(run_dir)]
+    world_model = cfg is not None and cfg.train.method == "acjepa"  # planning and the position probe, no images
     if cfg is None:
         missing = "No config: " + source
         sections += [masks_section(missing, "?"), embedding_section(missing, (), tsne, 0),
                      retrieval_section(missing, missing, (), (), ())]
-    elif cfg.train.method == "acjepa":  # a world model: planning and the position probe instead of image views
+    elif world_model:
         sections.append(world_section(run_dir))
     else:
         sections.append(masks_section(_attempt("mask examples", lambda: mask_examples(cfg)), cfg.mask.sampler))
         sections += _embedding_sections(cfg, method, device, max_images, tsne, progress, source)
-    if cfg is None or cfg.train.method != "acjepa":  # world models have no image-probe table
+    if not world_model:
         sections.append(probes_section(run_dir))
     sections.append(config_section(run_dir, to_yaml(cfg) if cfg is not None else None))
     html = page(f"openjepa run report: {run_dir.resolve().name}", _header(run_dir, source), sections)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openjepa.report.html import Section, esc, note, table
+from openjepa.report.html import Section, esc, image, note, table
 from openjepa.report.runfiles import RunFileError, read_json
 
 PLAN_COLUMNS = (("planner", "planner"), ("model", "model"), ("success", "success"), ("mean_steps", "mean steps"),
@@ -30,8 +30,6 @@ def world_section(run_dir: Path) -> Section:
     else:
         parts.append(note("No plan/results.json: run `openjepa plan RUN` (or set plan.episodes_at_end > 0)."))
     if png.is_file():
-        from openjepa.report.html import image
-
         parts.append(image(png.read_bytes(), "planned trajectories over the rendered environment"))
     if probe and probe.get("position_probe"):
         parts.append("<p>Linear (ridge) probe from frame embeddings to the agent's position, fitted on training "
