@@ -69,12 +69,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from openjepa.planning.collect import collect
 
     env_kwargs = {} if args.img_size is None else {"img_size": args.img_size}
-    try:
-        out = collect(args.env, args.episodes, args.steps, args.out, seed=args.seed, policy=args.policy,
-                      env_kwargs=env_kwargs, shard_size=args.shard_size, progress=not args.no_progress)
-    except ValueError as e:  # an unknown environment, a bad count or environment setting
-        print(f"openjepa collect: error: {one_line(e)}", file=sys.stderr)
-        return 2
+    out = collect(args.env, args.episodes, args.steps, args.out, seed=args.seed, policy=args.policy,
+                  env_kwargs=env_kwargs, shard_size=args.shard_size, progress=not args.no_progress)
     print(f"{args.episodes} episodes x {args.steps} steps of {args.env} written to {out}")
     return 0
 

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from openjepa.cli import main
+from openjepa.config import ConfigError
 from openjepa.planning.collect import POLICIES, collect, episode_generator
 from openjepa.planning.envs import make_env
 
@@ -87,9 +88,9 @@ def test_overwrite_rules(tmp_path):
     with pytest.raises(FileExistsError, match="not a trajectory collection"):
         collect("two_rooms", 1, 2, tmp_path / "m", progress=False)
     assert (tmp_path / "m" / "meta.json").exists() and (tmp_path / "other" / "notes.txt").exists()
-    with pytest.raises(ValueError, match="noisy, random"):
+    with pytest.raises(ConfigError, match="noisy, random"):
         collect("two_rooms", 1, 2, tmp_path / "x", policy="greedy", progress=False)
-    with pytest.raises(ValueError, match="episodes"):
+    with pytest.raises(ConfigError, match="episodes"):
         collect("two_rooms", 0, 2, tmp_path / "x", progress=False)
 
 

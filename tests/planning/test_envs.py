@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from openjepa.config import ConfigError
 from openjepa.planning.envs import EnvBatch, PointMass, TwoRooms, env_names, make_env
 from openjepa.planning.envs.base import AGENT
 
@@ -18,12 +19,14 @@ def test_registry_and_kwargs_roundtrip():
         assert env.name == name and env.img_size == 32
         again = make_env(name, **env.kwargs())
         assert again.kwargs() == env.kwargs()
-    with pytest.raises(ValueError, match="point_mass, two_rooms"):
+    with pytest.raises(ConfigError, match="point_mass, two_rooms"):
         make_env("three_rooms")
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) colour; valid settings: size, img_size"):
+        make_env("two_rooms", colour="red")
 
 
 def test_two_rooms_validation():
-    with pytest.raises(ValueError, match="max_action"):
+    with pytest.raises(ConfigError, match="max_action"):
         TwoRooms(max_action=7.0)  # wall 4 + 2 * 1.5 = 7: one step could jump it
     with pytest.raises(ValueError, match="door_width"):
         TwoRooms(door_width=3.0)

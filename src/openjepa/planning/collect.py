@@ -29,6 +29,8 @@ from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from openjepa.config.load import ConfigError
+
 from .envs import Env, make_env
 
 FORMAT = "openjepa.trajectories"
@@ -96,10 +98,10 @@ def collect(env_name: str, episodes: int, steps: int, out_dir: str | os.PathLike
     ``out_dir`` must be new, empty, or a previous collection (which is replaced). Returns its path.
     """
     if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(sorted(POLICIES))}")
+        raise ConfigError(f"unknown policy {policy!r}; valid policies: {', '.join(sorted(POLICIES))}")
     for k, v in {"episodes": episodes, "steps": steps, "shard_size": shard_size}.items():
         if not isinstance(v, int) or v < 1:
-            raise ValueError(f"collect: {k} must be a positive int, got {v!r}")
+            raise ConfigError(f"collect: {k} must be a positive int, got {v!r}")
     env = make_env(env_name, **(env_kwargs or {}))
     out = Path(out_dir)
     _prepare(out)

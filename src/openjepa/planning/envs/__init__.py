@@ -11,7 +11,10 @@ See :class:`~openjepa.planning.envs.base.Env` for the contract and
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Dict, List, Type
+
+from openjepa.config.load import ConfigError
 
 from .base import Env, EnvBatch
 from .point_mass import PointMass
@@ -26,9 +29,16 @@ def env_names() -> List[str]:
 
 
 def make_env(name: str, **kwargs: Any) -> Env:
-    """Build the environment ``name`` with constructor arguments ``kwargs``."""
+    """Build the environment ``name`` with constructor arguments ``kwargs``.
+
+    An unknown name, an unknown argument or an invalid value raises :class:`ConfigError` naming it.
+    """
     if name not in ENVS:
-        raise ValueError(f"unknown environment {name!r}; valid names: {', '.join(env_names())}")
+        raise ConfigError(f"unknown environment {name!r}; valid names: {', '.join(env_names())}")
+    valid = [p for p in inspect.signature(ENVS[name]).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ConfigError(f"{name}: unknown setting(s) {', '.join(unknown)}; valid settings: {', '.join(valid)}")
     return ENVS[name](**kwargs)
 
 

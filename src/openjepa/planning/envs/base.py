@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from openjepa.config.load import ConfigError
+
 Rect = Tuple[float, float, float, float]  # (x0, y0, x1, y1), x0 < x1, y0 < y1
 
 BACKGROUND = (235, 235, 225)
@@ -156,13 +158,13 @@ class Env(ABC):
                   "agent_radius": self.agent_radius}
         for k, v in checks.items():
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{self.name}: {k} must be a positive number, got {v!r}")
+                raise ConfigError(f"{self.name}: {k} must be a positive number, got {v!r}")
         if not (isinstance(self.img_size, int) and self.img_size >= 8):
-            raise ValueError(f"{self.name}: img_size must be an int >= 8, got {self.img_size!r}")
+            raise ConfigError(f"{self.name}: img_size must be an int >= 8, got {self.img_size!r}")
         if 2 * self.agent_radius >= self.size:
-            raise ValueError(f"{self.name}: agent_radius={self.agent_radius} does not fit in size={self.size}")
+            raise ConfigError(f"{self.name}: agent_radius={self.agent_radius} does not fit in size={self.size}")
         if not 0 <= self.min_task_distance < self.size - 2 * self.agent_radius:
-            raise ValueError(f"{self.name}: min_task_distance must be in [0, size - 2*agent_radius = "
+            raise ConfigError(f"{self.name}: min_task_distance must be in [0, size - 2*agent_radius = "
                              f"{self.size - 2 * self.agent_radius}), got {self.min_task_distance}")
 
     def __repr__(self) -> str:

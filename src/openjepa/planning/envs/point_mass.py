@@ -17,6 +17,8 @@ from typing import Any, Dict
 import torch
 from torch import Tensor
 
+from openjepa.config.load import ConfigError
+
 from .base import Env
 
 
@@ -33,7 +35,7 @@ class PointMass(Env):
         self.goal_radius, self.min_task_distance = float(goal_radius), float(min_task_distance)
         self._validate_common()
         if not 0.0 <= self.damping < 1.0:
-            raise ValueError(f"point_mass: damping must be in [0, 1), got {damping}")
+            raise ConfigError(f"point_mass: damping must be in [0, 1), got {damping}")
 
     def kwargs(self) -> Dict[str, Any]:
         return {"size": self.size, "img_size": self.img_size, "max_action": self.max_action, "damping": self.damping,

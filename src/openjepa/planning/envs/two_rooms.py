@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from openjepa.config.load import ConfigError
+
 from .base import Env, Rect
 
 
@@ -39,17 +41,17 @@ class TwoRooms(Env):
         self._validate_common()
         r, t = self.agent_radius, self.wall_thickness
         if not 0 < t < self.size - 4 * r:
-            raise ValueError(f"two_rooms: wall_thickness must be in (0, size - 4*agent_radius = "
+            raise ConfigError(f"two_rooms: wall_thickness must be in (0, size - 4*agent_radius = "
                              f"{self.size - 4 * r}) so both rooms have room, got {t}")
         if self.max_action >= t + 2 * r:
-            raise ValueError(f"two_rooms: max_action={self.max_action} must be < wall_thickness + 2*agent_radius "
+            raise ConfigError(f"two_rooms: max_action={self.max_action} must be < wall_thickness + 2*agent_radius "
                              f"= {t + 2 * r}, or one step could jump through the wall")
         if self.door_width <= 2 * r:
-            raise ValueError(f"two_rooms: door_width={self.door_width} must be > 2*agent_radius = {2 * r}, "
+            raise ConfigError(f"two_rooms: door_width={self.door_width} must be > 2*agent_radius = {2 * r}, "
                              "or the agent cannot pass the door")
         lo, hi = self.door_center - self.door_width / 2, self.door_center + self.door_width / 2
         if lo < 0 or hi > self.size:
-            raise ValueError(f"two_rooms: the door [{lo}, {hi}] (door_center ± door_width/2) must lie in "
+            raise ConfigError(f"two_rooms: the door [{lo}, {hi}] (door_center ± door_width/2) must lie in "
                              f"[0, {self.size}]")
         # The expanded wall, in which the point (x, y) may only be inside the door corridor.
         self._wx = (self.size / 2 - t / 2 - r, self.size / 2 + t / 2 + r)  # its x extent
