@@ -76,6 +76,26 @@ def test_online_target_ijepa_has_no_teacher_and_gradients_flow_through_targets()
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in m.predictor.parameters())
 
 
+@pytest.mark.parametrize("on", ["pooled", "tokens"])
+def test_online_target_sigreg_input_is_pooled_or_every_token(on):
+    """``sigreg.input`` feeds SIGReg one pooled embedding per image (B, D) or every target token (B*N, D)."""
+    cfg = _cfg(**{"train.target": "online", "sigreg.weight": 1.0, "sigreg.input": on})
+    torch.manual_seed(0)
+    m = build_method(cfg, 10)
+    from openjepa.masks import build_mask_sampler
+
+    masks = build_mask_sampler(cfg.mask, m.encoder.grid, 0)(4, 0)
+    x = torch.randn(4, 3, 16, 16)
+    out = m.training_step({"x": x, "masks": masks}, 5)  # weight 1: the loss is the statistic alone
+    with torch.no_grad():
+        t = m.encoder(x)  # (4, 16, D)
+    ref = m.sigreg(t.mean(1) if on == "pooled" else t.reshape(-1, t.shape[-1]), 5)
+    assert out.metrics["sigreg"].item() == pytest.approx(ref.item(), rel=1e-5)
+    assert out.loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    other = m.sigreg(t.reshape(-1, t.shape[-1]) if on == "pooled" else t.mean(1), 5)
+    assert abs(other.item() - ref.item()) > 1e-3 * abs(ref.item())  # the two inputs differ measurably
+
+
 def test_online_target_without_sigreg_is_a_config_error():
     with pytest.raises(ConfigError, match="sigreg.weight"):
         load_config(None, ["train.target=online"])
@@ -84,6 +104,7 @@ def test_online_target_without_sigreg_is_a_config_error():
 
 
 @pytest.mark.parametrize("extra", [["train.method=lejepa", "sigreg.weight=0.05", "views.num_local=2"],
+                                   ["train.method=lejepa", "sigreg.weight=0.05", "model.encoder=resnet_pico"],
                                    ["train.target=online", "sigreg.weight=0.05"]])
 def test_end_to_end_and_resume(tmp_path, extra):
     args = ["train.steps=4", "train.ckpt_every=2", "eval.at_end=false", *extra]

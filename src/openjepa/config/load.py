@@ -116,6 +116,7 @@ CHOICES = {
     "train.target": ("ema", "online"),
     "sigreg.combine": ("convex", "add"),
     "sigreg.statistic": ("per_view", "all_views"),
+    "sigreg.input": ("pooled", "tokens"),
     "world.encoder": ("train", "frozen"),
     "world.latent": ("pooled", "patch"),
     "world.cond": ("adaln", "token"),

@@ -4,8 +4,11 @@ The same method trains on video (V-JEPA, Bardes et al. 2024): the ViT and the ma
 on a (T, H, W) token grid, so nothing here depends on the modality.
 
 With ``train.target=online`` there is no EMA teacher and no stop-gradient: the encoder itself
-encodes the full image for the targets, and SIGReg on the pooled embeddings (LeJEPA, Balestriero &
-LeCun 2025, arXiv 2511.08544) is what prevents collapse (the masked JEPA the LeJEPA authors invite).
+encodes the full image for the targets, and SIGReg (LeJEPA, Balestriero & LeCun 2025, arXiv
+2511.08544) is what prevents collapse (the masked JEPA the LeJEPA authors invite). It sees either
+one pooled embedding per image (``sigreg.input=pooled``) or every target token (``sigreg.input=tokens``,
+B·N samples): only the latter also rules out tokens that encode their position and little of the
+image, which the prediction term alone favours (benchmarks/RESULTS.md, issue 5).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from openjepa.config.load import ConfigError
 from openjepa.config.schema import Config
 from openjepa.masks.base import MaskBatch
 from openjepa.masks.ops import apply_masks, repeat_for_blocks
@@ -30,12 +34,14 @@ from openjepa.target import EMATarget, momentum_at
 class IJEPA(JEPAMethod):
     def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "smooth_l1",
                  ema: tuple[float, float] = (0.996, 1.0), total_steps: int = 1, sigreg: SIGReg | None = None,
-                 sigreg_weight: float = 0.0, combine_mode: str = "convex", seed: int = 0):
+                 sigreg_weight: float = 0.0, combine_mode: str = "convex", seed: int = 0,
+                 sigreg_input: str = "pooled"):
         super().__init__()
         self.encoder = encoder
         self.predictor = predictor
         self.target = EMATarget(encoder) if sigreg is None else None  # online targets: no teacher at all
         self.sigreg, self.sigreg_weight, self.combine_mode, self.seed = sigreg, sigreg_weight, combine_mode, seed
+        self.sigreg_input = sigreg_input
         self.loss, self.ema, self.total_steps = loss, tuple(ema), total_steps
 
     def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
@@ -53,7 +59,8 @@ class IJEPA(JEPAMethod):
         metrics = {"pred_loss": loss.detach(), "pred_std": _std(pred), "target_std": _std(h)}
         pooled = t.mean(dim=1)  # (B, D), as the probes see it
         if self.sigreg is not None:
-            reg = self.sigreg(pooled, step)
+            emb = pooled if self.sigreg_input == "pooled" else t.flatten(0, 1)  # (B, D) | every token (B*N, D)
+            reg = self.sigreg(emb, step)
             loss = combine(loss, reg, self.sigreg_weight, self.combine_mode)
             metrics["sigreg"] = reg.detach()
         metrics["loss"] = loss.detach()
@@ -75,7 +82,7 @@ def _std(t: Tensor) -> Tensor:
     return t.detach().float().reshape(-1, t.shape[-1]).std(dim=0).mean()
 
 
-def build_encoder(cfg: Config) -> VisionTransformer:
+def build_encoder(cfg: Config) -> nn.Module:
     m = cfg.model
     return create_model(m.encoder, img_size=m.img_size, patch_size=m.patch_size, in_chans=m.in_chans,
                         num_frames=m.num_frames, tubelet_size=m.tubelet_size, drop_path=m.drop_path)
@@ -84,10 +91,13 @@ def build_encoder(cfg: Config) -> VisionTransformer:
 @register_method("ijepa")
 def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
     encoder = build_encoder(cfg)
+    if not isinstance(encoder, VisionTransformer):
+        raise ConfigError(f"model.encoder={cfg.model.encoder}: train.method=ijepa encodes a masked subset of "
+                          f"tokens and needs a ViT encoder (vit_*); whole-image encoders suit train.method=lejepa")
     m = cfg.model
     predictor = Predictor(encoder.grid, encoder.embed_dim, m.predictor_embed_dim, m.predictor_depth,
                           m.predictor_heads)
     sig = cfg.sigreg
     reg = SIGReg(sig.slices, sig.knots, sig.t_max, cfg.seed) if cfg.train.target == "online" else None
     return IJEPA(encoder, predictor, cfg.train.loss, tuple(cfg.optim.ema), total_steps, reg, sig.weight, sig.combine,
-                 cfg.seed)
+                 cfg.seed, sig.input)

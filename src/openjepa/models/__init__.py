@@ -2,6 +2,7 @@
 
 from openjepa.models.ac_predictor import ACPredictor
 from openjepa.models.predictor import Predictor
+from openjepa.models.resnet import ResNet
 from openjepa.models.vit import VisionTransformer
 
-__all__ = ["ACPredictor", "Predictor", "VisionTransformer"]
+__all__ = ["ACPredictor", "Predictor", "ResNet", "VisionTransformer"]
