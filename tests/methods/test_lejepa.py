@@ -68,7 +68,7 @@ def test_online_target_ijepa_has_no_teacher_and_gradients_flow_through_targets()
     out = m.training_step({"x": x, "masks": masks}, 0)
     assert {"pred_loss", "sigreg", "loss"} <= set(out.metrics)
     # The target path alone carries gradient into the encoder (no stop-gradient): the SIGReg term on
-    # the targets' pooled embeddings reaches parameters even with the prediction term weighted 0.
+    # the target tokens reaches parameters even with the prediction term weighted 0.
     m.sigreg_weight = 1.0
     m.zero_grad()
     m.training_step({"x": x, "masks": masks}, 0).loss.backward()

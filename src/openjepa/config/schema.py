@@ -133,7 +133,7 @@ class EvalConfig:
 class SIGRegConfig:
     weight: float = 0.0  # lambda, the SIGReg trade-off (LeJEPA: 0.05); 0 = off (I-JEPA with its EMA teacher)
     combine: str = "convex"  # convex: (1-lambda)*prediction + lambda*SIGReg (the paper) | add: prediction + lambda*SIGReg
-    input: str = "pooled"  # masked JEPA (train.target=online): pooled (one embedding per image) | tokens (every token)
+    input: str = "tokens"  # masked JEPA (train.target=online): tokens (every target token) | pooled (one per image)
     statistic: str = "per_view"  # per_view: mean over views of each view's statistic (the paper) | all_views: one over all
     slices: int = 256  # random 1-D projections (directions) per step
     knots: int = 17  # trapezoid-rule knots on [0, t_max]

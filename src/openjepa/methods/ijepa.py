@@ -35,7 +35,7 @@ class IJEPA(JEPAMethod):
     def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "smooth_l1",
                  ema: tuple[float, float] = (0.996, 1.0), total_steps: int = 1, sigreg: SIGReg | None = None,
                  sigreg_weight: float = 0.0, combine_mode: str = "convex", seed: int = 0,
-                 sigreg_input: str = "pooled"):
+                 sigreg_input: str = "tokens"):
         super().__init__()
         self.encoder = encoder
         self.predictor = predictor
