@@ -90,7 +90,7 @@ class TrainConfig:
     epochs: float = 6.0  # training length in epochs when steps is 0
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
     parallel: str = "ddp"  # under torchrun with > 1 process: ddp (replicated) | fsdp (FSDP2 fully_shard, sharded)
-    compile: bool = False  # torch.compile every transformer block (regional, dynamic sequence length)
+    compile: bool = False  # torch.compile every transformer / ResNet block (regional, dynamic shapes)
     log_every: int = 10  # steps between metric lines (JSONL and TensorBoard)
     ckpt_every: int = 500  # steps between checkpoints (0: only at the end)
     keep_last: int = 2  # checkpoints kept on disk
