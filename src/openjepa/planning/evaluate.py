@@ -43,7 +43,7 @@ def world_env(cfg: Config, name: str | None = None) -> Env:
     """The run's environment (``world.env`` with the collected data's settings); ``name``, when given, must be it."""
     if name and name != cfg.world.env:
         raise ConfigError(f"--env {name}: this world model was trained on {cfg.world.env!r} trajectories and "
-                         f"knows nothing of {name!r}; train one on `openjepa collect {name}` data")
+                          f"knows nothing of {name!r}; train one on `openjepa collect {name}` data")
     if not cfg.world.env:
         raise ConfigError("the run names no environment (world.env): it was not trained on `openjepa collect` data")
     return make_env(cfg.world.env, **dict(cfg.world.env_kwargs))
@@ -153,7 +153,8 @@ def plan_checkpoint(path: str | Path, overrides: Sequence[str] = (), env: str | 
 
     cfg, method, run_dir, step = load_run(path)
     if not isinstance(method, ACJEPA):
-        raise ConfigError(f"{path} holds a {cfg.train.method!r} run; planning needs a world model (train.method=acjepa)")
+        raise ConfigError(f"{path} holds a {cfg.train.method!r} run; planning needs a world model "
+                          "(train.method=acjepa)")
     cfg = load_config_overrides(cfg, overrides)
     dev = resolve_device(device or cfg.device)
     n = episodes or cfg.plan.episodes

@@ -165,7 +165,7 @@ class Env(ABC):
             raise ConfigError(f"{self.name}: agent_radius={self.agent_radius} does not fit in size={self.size}")
         if not 0 <= self.min_task_distance < self.size - 2 * self.agent_radius:
             raise ConfigError(f"{self.name}: min_task_distance must be in [0, size - 2*agent_radius = "
-                             f"{self.size - 2 * self.agent_radius}), got {self.min_task_distance}")
+                              f"{self.size - 2 * self.agent_radius}), got {self.min_task_distance}")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs().items())

@@ -42,17 +42,17 @@ class TwoRooms(Env):
         r, t = self.agent_radius, self.wall_thickness
         if not 0 < t < self.size - 4 * r:
             raise ConfigError(f"two_rooms: wall_thickness must be in (0, size - 4*agent_radius = "
-                             f"{self.size - 4 * r}) so both rooms have room, got {t}")
+                              f"{self.size - 4 * r}) so both rooms have room, got {t}")
         if self.max_action >= t + 2 * r:
             raise ConfigError(f"two_rooms: max_action={self.max_action} must be < wall_thickness + 2*agent_radius "
-                             f"= {t + 2 * r}, or one step could jump through the wall")
+                              f"= {t + 2 * r}, or one step could jump through the wall")
         if self.door_width <= 2 * r:
             raise ConfigError(f"two_rooms: door_width={self.door_width} must be > 2*agent_radius = {2 * r}, "
-                             "or the agent cannot pass the door")
+                              "or the agent cannot pass the door")
         lo, hi = self.door_center - self.door_width / 2, self.door_center + self.door_width / 2
         if lo < 0 or hi > self.size:
             raise ConfigError(f"two_rooms: the door [{lo}, {hi}] (door_center ± door_width/2) must lie in "
-                             f"[0, {self.size}]")
+                              f"[0, {self.size}]")
         # The expanded wall, in which the point (x, y) may only be inside the door corridor.
         self._wx = (self.size / 2 - t / 2 - r, self.size / 2 + t / 2 + r)  # its x extent
         self._door_y = (max(lo + r, r), min(hi - r, self.size - r))  # the corridor's free y range
