@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from openjepa.eval.diagnostics import feature_std, rankme
+from openjepa.objectives.diagnostics import feature_std, rankme
 
 
 def _rankme_numpy(x, eps=1e-7):

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from openjepa.cli import main
 from openjepa.config import ConfigError
 from openjepa.planning.collect import POLICIES, collect, episode_generator
-from openjepa.planning.envs import make_env
+from openjepa.envs import make_env
 
 
 def _load(out):

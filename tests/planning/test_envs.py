@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from openjepa.config import ConfigError
-from openjepa.planning.envs import EnvBatch, PointMass, TwoRooms, env_names, make_env
-from openjepa.planning.envs.base import AGENT
+from openjepa.envs import EnvBatch, PointMass, TwoRooms, env_names, make_env
+from openjepa.envs.base import AGENT
 
 
 def gen(seed=0):

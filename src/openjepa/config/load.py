@@ -18,12 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from openjepa.config.schema import EVAL_PROTOCOLS, Config
+from openjepa.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the repo's configs/ (editable installs)
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the key and the valid choices."""
 
 
 def resolve_config_path(name: str) -> Path:

@@ -15,14 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-
-class DataError(ValueError):
-    """Data that cannot be used as configured: the message names the file or folder and what was expected.
-
-    Raised before training starts for an unusable layout (an empty folder, no images of a known
-    extension, an empty class folder), and while reading for an undecodable image when
-    ``data.on_error=raise``. The command line reports it as a one-line error (exit code 2).
-    """
+from openjepa.errors import DataError  # noqa: F401  (re-exported: data code raises it)
 
 
 def check_fraction(val_fraction: float) -> float:

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from .base import DataError, check_fraction
 
 if TYPE_CHECKING:
-    from openjepa.planning.envs import Env
+    from openjepa.envs import Env
 
 SPLITS = ("train", "val", "all")
 FORMAT = "openjepa.trajectories"  # the tag openjepa.planning.collect writes (no import: data stays light)
@@ -103,7 +103,7 @@ class TrajectoryDataset(Dataset):
 
     def env(self) -> "Env":
         """The environment the trajectories came from, rebuilt from ``meta.json``."""
-        from openjepa.planning.envs import make_env
+        from openjepa.envs import make_env
 
         return make_env(self.meta["env"], **self.meta["env_kwargs"])
 

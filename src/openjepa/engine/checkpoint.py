@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from openjepa.errors import CheckpointError
+
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 # What torch.load(weights_only=True) raises on truncated or random bytes (found by fuzzing: zip
@@ -30,14 +32,6 @@ _NAME = re.compile(r"^step_(\d+)\.pt$")
 READ_ERRORS: tuple[type[BaseException], ...] = (
     RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, KeyError, IndexError, TypeError,
     AttributeError, OverflowError, MemoryError, struct.error)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: unreadable, not an openjepa checkpoint, or another architecture.
-
-    The message names the file (or the mismatching keys) in one line; the command line reports it
-    as an error with exit code 2.
-    """
 
 
 def _reason(e: BaseException) -> str:

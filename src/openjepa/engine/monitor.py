@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from openjepa.config.schema import MonitorConfig
-from openjepa.eval.diagnostics import rankme
+from openjepa.objectives.diagnostics import rankme
 
 FIXES = ("a slower EMA teacher (optim.ema=[0.999,1.0]), a lower learning rate (optim.lr), a deeper or wider "
          "predictor (model.predictor_depth, model.predictor_embed_dim), larger target blocks (mask.target_scale), "

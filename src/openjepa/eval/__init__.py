@@ -2,7 +2,7 @@
 RankMe, and the probe table."""
 
 from openjepa.eval.attentive import AttentiveClassifier, AttentiveResult, attentive_probe
-from openjepa.eval.diagnostics import feature_std, rankme
+from openjepa.objectives.diagnostics import feature_std, rankme
 from openjepa.eval.features import Features, extract, extract_features
 from openjepa.eval.knn import knn_accuracy, knn_classify
 from openjepa.eval.linear import ProbeResult, linear_probe, stratified_split, train_linear_heads

@@ -23,7 +23,7 @@ from torch import Tensor
 from openjepa.config.load import check_protocols
 from openjepa.config.schema import EvalConfig
 from openjepa.eval.attentive import attentive_probe
-from openjepa.eval.diagnostics import feature_std, rankme
+from openjepa.objectives.diagnostics import feature_std, rankme
 from openjepa.eval.knn import knn_accuracy
 from openjepa.eval.linear import linear_probe
 from openjepa.eval.lowshot import lowshot_probe

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from openjepa.config.load import ConfigError
+from openjepa.errors import ConfigError
 from openjepa.config.schema import Config
 from openjepa.masks.base import MaskBatch
 from openjepa.masks.ops import apply_masks, repeat_for_blocks

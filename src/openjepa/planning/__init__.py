@@ -7,7 +7,7 @@ simulator; ``evaluate`` is ``openjepa plan``.
 """
 
 from .cem import CEM
-from .envs import Env, EnvBatch, env_names, make_env
+from openjepa.envs import Env, EnvBatch, env_names, make_env
 from .mppi import MPPI
 
 __all__ = ["CEM", "Env", "EnvBatch", "MPPI", "env_names", "make_env"]

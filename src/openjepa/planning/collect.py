@@ -29,9 +29,9 @@ from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from openjepa.config.load import ConfigError
+from openjepa.errors import ConfigError
 
-from .envs import Env, make_env
+from openjepa.envs import Env, make_env
 
 FORMAT = "openjepa.trajectories"
 VERSION = 1

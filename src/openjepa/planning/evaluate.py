@@ -10,12 +10,13 @@ from typing import Any, Sequence
 
 import torch
 
-from openjepa.config.load import ConfigError, load_config_overrides
+from openjepa.config.load import load_config_overrides
+from openjepa.errors import ConfigError
 from openjepa.config.schema import Config, PlanConfig
 from openjepa.engine.precision import resolve_device
 from openjepa.methods.acjepa import ACJEPA, build_acjepa
 from openjepa.planning.cem import CEM
-from openjepa.planning.envs import Env, make_env
+from openjepa.envs import Env, make_env
 from openjepa.planning.held import HeldActions
 from openjepa.planning.mpc import MPCResult, OracleModel, RandomPlanner, run_mpc
 from openjepa.planning.mppi import MPPI

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from openjepa.planning.envs import Env  # noqa: E402
+from openjepa.envs import Env  # noqa: E402
 
 
 def plot_trajectories(env: Env, positions: Tensor, starts: Tensor, goals: Tensor, success: Tensor, steps: Tensor,

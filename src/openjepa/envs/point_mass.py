@@ -17,7 +17,7 @@ from typing import Any, Dict
 import torch
 from torch import Tensor
 
-from openjepa.config.load import ConfigError
+from openjepa.errors import ConfigError
 
 from .base import Env
 

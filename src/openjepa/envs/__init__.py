@@ -5,8 +5,8 @@
 - ``two_rooms``: two rooms joined by a door; state (x, y).
 - ``point_mass``: a damped point mass in an open arena; state (x, y, vx, vy).
 
-See :class:`~openjepa.planning.envs.base.Env` for the contract and
-:class:`~openjepa.planning.envs.base.EnvBatch` for the stateful reset / step loop.
+See :class:`~openjepa.envs.base.Env` for the contract and
+:class:`~openjepa.envs.base.EnvBatch` for the stateful reset / step loop.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Dict, List, Type
 
-from openjepa.config.load import ConfigError
+from openjepa.errors import ConfigError
 
 from .base import Env, EnvBatch
 from .point_mass import PointMass

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from openjepa.config.load import ConfigError
+from openjepa.errors import ConfigError
 
 Rect = Tuple[float, float, float, float]  # (x0, y0, x1, y1), x0 < x1, y0 < y1
 

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from openjepa.config.load import ConfigError
+from openjepa.errors import ConfigError
 
 from .base import Env, Rect
 
