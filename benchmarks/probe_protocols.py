@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from openjepa.data.registry import build_dataset
-from openjepa.eval.frozen import load_run
+from openjepa.engine.runs import load_run
 from openjepa.eval.linear import linear_probe
 from openjepa.methods import build_encoder
 

@@ -20,7 +20,7 @@ from openjepa.config.load import resolve_config_path
 from openjepa.data import DataError
 from openjepa.data.folder import FolderDataset
 from openjepa.engine import checkpoint as ckpt
-from openjepa.eval.frozen import load_run
+from openjepa.engine.runs import load_run
 from tests.tiny import tiny
 
 SEEDS = range(24)

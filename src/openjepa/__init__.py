@@ -1,6 +1,19 @@
 """openjepa: Joint-Embedding Predictive Architectures in PyTorch."""
 
-from openjepa.registry import create_model, list_models
+
+
+def create_model(name, **kwargs):
+    """Build the registered encoder ``name`` (see :func:`openjepa.models.create_model`)."""
+    from openjepa.models import create_model as _create
+
+    return _create(name, **kwargs)
+
+
+def list_models(pattern="*"):
+    """Registered encoder names matching ``pattern`` (see :func:`openjepa.models.list_models`)."""
+    from openjepa.models import list_models as _list
+
+    return _list(pattern)
 
 
 def load_pretrained(path, map_location="cpu"):

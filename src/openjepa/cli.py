@@ -15,11 +15,12 @@ EPILOG = "Settings are key=value overrides of the config schema, e.g. optim.lr=1
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from openjepa.config import load_config
-    from openjepa.engine.trainer import train
+    from openjepa.report.pipeline import train_and_evaluate
 
     cfg = load_config(args.config, args.overrides)
-    summary = train(cfg, resume=args.resume)
-    print(f"run saved in {summary['run_dir']}")
+    summary = train_and_evaluate(cfg, resume=args.resume, allow_config_change=args.allow_config_change)
+    if summary["trained"]:
+        print(f"run saved in {summary['run_dir']}")
     return 0
 
 
@@ -78,7 +79,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     import torch
 
-    from openjepa.registry import create_model, list_models
+    from openjepa.models import create_model, list_models
 
     for name in list_models(args.pattern):
         if args.params:
@@ -111,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="pretrain a model (no config: the 2-minute CPU quickstart)", epilog=EPILOG)
     t.add_argument("config", nargs="?", help="YAML config file or shipped name (e.g. ijepa/fashion_mnist)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir (refused "
+                   "when the config changes what is trained: model, data, method, optimizer, ...)")
+    t.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue even though settings that change what is trained differ")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="frozen-feature evaluation (linear/attentive probe, kNN, low-shot, RankMe) "
@@ -235,11 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input (a config, a data folder, a checkpoint file), whose
     messages name the key or file: reported in one line with exit code 2, never as a traceback."""
-    from openjepa.config import ConfigError
-    from openjepa.data.base import DataError
-    from openjepa.engine.checkpoint import CheckpointError
+    from openjepa.errors import USER_ERRORS
 
-    return ConfigError, DataError, CheckpointError, FileNotFoundError, FileExistsError
+    return USER_ERRORS
 
 
 def one_line(e: BaseException) -> str:

@@ -19,7 +19,7 @@ from openjepa.config import load_config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine.logging import read_jsonl
 from openjepa.engine.trainer import train
-from openjepa.eval.frozen import load_run
+from openjepa.engine.runs import load_run
 from tests.tiny import tiny
 
 ROOT = Path(__file__).resolve().parents[2]

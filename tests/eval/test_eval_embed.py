@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from openjepa.cli import main
 from openjepa.data import dataset_info
 from openjepa.eval.embed import EmbedError, embed_images, list_images
-from openjepa.eval.frozen import load_run
+from openjepa.engine.runs import load_run
 from tests.tiny import tiny
 
 

@@ -7,7 +7,7 @@ import torchvision
 from openjepa.config import ConfigError, load_config
 from openjepa.methods import build_method
 from openjepa.models import ResNet
-from openjepa.registry import create_model, list_models
+from openjepa.models import create_model, list_models
 
 
 def test_resnet18_is_torchvisions_network_as_tokens():

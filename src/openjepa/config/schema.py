@@ -7,8 +7,29 @@ laptop CPU); YAML files in ``configs/`` hold only the differences from these def
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
+
+
+def choice(default: str, *others: str) -> Any:
+    """A string setting with a fixed set of values (``default`` first); :func:`choices` reads them back."""
+    return field(default=default, metadata={"choices": (default, *others)})
+
+
+def choices(section: type, name: str) -> tuple[str, ...]:
+    """The valid values of ``section.name`` (a :func:`choice` field)."""
+    return next(f.metadata["choices"] for f in fields(section) if f.name == name)
+
+
+def choice_fields(cfg: Any) -> list[tuple[str, Any, tuple[str, ...]]]:
+    """``(key, value, valid values)`` of every :func:`choice` setting of a config instance."""
+    out = []
+    for top in fields(cfg):
+        section = getattr(cfg, top.name)
+        if is_dataclass(section):
+            out += [(f"{top.name}.{f.name}", getattr(section, f.name), f.metadata["choices"])
+                    for f in fields(section) if "choices" in f.metadata]
+    return out
 
 
 @dataclass
@@ -30,7 +51,7 @@ class ModelConfig:
 
 @dataclass
 class MaskConfig:
-    sampler: str = "multiblock"  # multiblock | random
+    sampler: str = choice("multiblock", "random")  # multiblock | random
     num_targets: int = 4  # target blocks per sample (I-JEPA: 4)
     target_scale: List[float] = field(default_factory=lambda: [0.15, 0.2])  # fraction of the grid per target block
     target_aspect: List[float] = field(default_factory=lambda: [0.75, 1.5])  # aspect ratio (h/w) range of target blocks
@@ -58,7 +79,7 @@ class DataConfig:
     eval_transforms: List[Any] = field(default_factory=list)  # transforms for evaluation (after resize)
     mean: Optional[List[float]] = None  # per-channel mean for normalisation (None: the dataset's own)
     std: Optional[List[float]] = None  # per-channel std for normalisation (None: the dataset's own)
-    on_error: str = "skip"  # unreadable image in a folder: skip (and list it) | raise
+    on_error: str = choice("skip", "raise")  # unreadable image in a folder: skip (and list it) | raise
     download: bool = False  # fashion_mnist: download the IDX files when they are not found locally
     num_frames: int = 4  # trajectories: frames per training sub-trajectory
     frameskip: int = 1  # trajectories: env steps between served frames (a model step; its action is frameskip env actions)
@@ -71,7 +92,7 @@ class OptimConfig:
     final_lr: float = 1e-5  # learning rate at the last step
     warmup_steps: int = 100  # linear warm-up steps (use warmup_epochs instead to count in epochs)
     warmup_epochs: float = 0.0  # warm-up in epochs (converted to steps; overrides warmup_steps when > 0)
-    schedule: str = "cosine"  # cosine | wsd (warmup-stable-decay) | constant
+    schedule: str = choice("cosine", "wsd", "constant")  # cosine | wsd (warmup-stable-decay) | constant
     decay_fraction: float = 0.2  # wsd: fraction of training spent decaying
     weight_decay: float = 0.04  # weight decay at step 0 (I-JEPA: 0.04)
     final_weight_decay: float = 0.4  # weight decay at the last step (cosine; I-JEPA: 0.4)
@@ -84,12 +105,12 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     method: str = "ijepa"  # registered method name
-    target: str = "ema"  # ijepa targets: ema (EMA teacher, stop-gradient) | online (the encoder itself; needs sigreg.weight > 0)
-    loss: str = "smooth_l1"  # l1 | l2 | smooth_l1 (distance between prediction and layer-normed target)
+    target: str = choice("ema", "online")  # ijepa targets: ema (EMA teacher, stop-gradient) | online (the encoder itself; needs sigreg.weight > 0)
+    loss: str = choice("smooth_l1", "l1", "l2")  # l1 | l2 | smooth_l1 (distance between prediction and layer-normed target)
     steps: int = 300  # optimizer steps (0: use epochs)
     epochs: float = 6.0  # training length in epochs when steps is 0
-    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
-    parallel: str = "ddp"  # under torchrun with > 1 process: ddp (replicated) | fsdp (FSDP2 fully_shard, sharded)
+    precision: str = choice("auto", "fp32", "bf16", "fp16")  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    parallel: str = choice("ddp", "fsdp")  # under torchrun with > 1 process: ddp (replicated) | fsdp (FSDP2 fully_shard, sharded)
     compile: bool = False  # torch.compile every transformer / ResNet block (regional, dynamic shapes)
     log_every: int = 10  # steps between metric lines (JSONL and TensorBoard)
     ckpt_every: int = 500  # steps between checkpoints (0: only at the end)
@@ -105,7 +126,7 @@ EVAL_PROTOCOLS = ("linear", "attentive", "knn", "lowshot")  # eval.protocols / -
 @dataclass
 class EvalConfig:
     at_end: bool = True  # evaluate (probe table) when training ends
-    encoder: str = "target"  # which encoder gives features: target | context
+    encoder: str = choice("target", "context")  # which encoder gives features: target | context
     knn_k: int = 20  # neighbours in the kNN classifier
     knn_temperature: float = 0.07  # temperature of the kNN vote weights
     probe_epochs: int = 100  # epochs of the linear probe
@@ -132,9 +153,9 @@ class EvalConfig:
 @dataclass
 class SIGRegConfig:
     weight: float = 0.0  # lambda, the SIGReg trade-off (LeJEPA: 0.05); 0 = off (I-JEPA with its EMA teacher)
-    combine: str = "convex"  # convex: (1-lambda)*prediction + lambda*SIGReg (the paper) | add: prediction + lambda*SIGReg
-    input: str = "tokens"  # masked JEPA (train.target=online): tokens (every target token) | pooled (one per image)
-    statistic: str = "per_view"  # per_view: mean over views of each view's statistic (the paper) | all_views: one over all
+    combine: str = choice("convex", "add")  # convex: (1-lambda)*prediction + lambda*SIGReg (the paper) | add: prediction + lambda*SIGReg
+    input: str = choice("tokens", "pooled")  # masked JEPA (train.target=online): tokens (every target token) | pooled (one per image)
+    statistic: str = choice("per_view", "all_views")  # per_view: mean over views of each view's statistic (the paper) | all_views: one over all
     slices: int = 256  # random 1-D projections (directions) per step
     knots: int = 17  # trapezoid-rule knots on [0, t_max]
     t_max: float = 3.0  # upper end of the integration range of the characteristic functions
@@ -164,14 +185,14 @@ class WorldConfig:
     env: str = ""  # environment of the trajectories (filled from data.root's meta.json): two_rooms | point_mass
     env_kwargs: Dict[str, Any] = field(default_factory=dict)  # its constructor settings (filled from meta.json)
     action_dim: int = 0  # predictor action width = env action dim x data.frameskip (filled from meta.json)
-    encoder: str = "train"  # train: the encoder learns from scratch, SIGReg guards it (LeWorldModel) | frozen: a pretrained encoder (V-JEPA 2-AC)
+    encoder: str = choice("train", "frozen")  # train: the encoder learns from scratch, SIGReg guards it (LeWorldModel) | frozen: a pretrained encoder (V-JEPA 2-AC)
     pretrained: Optional[str] = None  # frozen: an openjepa checkpoint, run dir or encoder.safetensors whose encoder is loaded
-    latent: str = "pooled"  # pooled: one token per frame (mean of the patch tokens, projected) | patch: every patch token
+    latent: str = choice("pooled", "patch")  # pooled: one token per frame (mean of the patch tokens, projected) | patch: every patch token
     latent_dim: int = 64  # width of the latent the predictor works in (a linear projection of the encoder tokens)
     pred_dim: int = 64  # action-conditioned predictor width
     pred_depth: int = 2  # action-conditioned predictor depth
     pred_heads: int = 4  # action-conditioned predictor heads
-    cond: str = "adaln"  # action conditioning: adaln (adaptive LayerNorm, DiT/LeWorldModel) | token (interleaved action tokens, V-JEPA 2-AC)
+    cond: str = choice("adaln", "token")  # action conditioning: adaln (adaptive LayerNorm, DiT/LeWorldModel) | token (interleaved action tokens, V-JEPA 2-AC)
     rollout_steps: int = 2  # frames predicted autoregressively from the first one for the rollout loss (0 = teacher forcing only)
     rollout_weight: float = 1.0  # weight of the multi-step rollout loss beside the teacher-forced loss
     probe_frames: int = 4000  # position probe: training frames (from the train episodes)
@@ -179,14 +200,14 @@ class WorldConfig:
 
 @dataclass
 class PlanConfig:
-    planner: str = "cem"  # cem | mppi | random (random bounded actions, the baseline)
+    planner: str = choice("cem", "mppi", "random")  # cem | mppi | random (random bounded actions, the baseline)
     horizon: int = 8  # model steps planned ahead (each frameskip env steps)
     samples: int = 300  # candidate action sequences per iteration
     iterations: int = 5  # optimisation iterations per planning call
     elite_frac: float = 0.1  # CEM: fraction of samples kept as elites
     temperature: float = 0.005  # MPPI: softmax temperature on the energies (mean squared latent distances)
     replan_every: int = 1  # model steps executed before planning again (receding horizon)
-    energy: str = "min"  # min: closest approach to the goal latent over the horizon | final: the last step's | sum over the steps
+    energy: str = choice("min", "final", "sum")  # min: closest approach to the goal latent over the horizon | final: the last step's | sum over the steps
     hold: bool = True  # search one action per model step, held for its frameskip env steps (else all frameskip actions)
     max_steps: int = 200  # env steps before an episode counts as failed
     episodes: int = 100  # planning episodes (openjepa plan --episodes)

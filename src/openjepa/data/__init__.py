@@ -12,7 +12,8 @@ from .base import DataError, eval_view, raw_pixels, stratified_split
 from .digits import DigitsDataset
 from .fashion_mnist import FashionMNIST
 from .folder import FolderDataset
-from .registry import DATASETS, DatasetInfo, build_dataset, dataset_info, eval_pipeline
+from .registry import (DATASETS, DatasetInfo, DatasetSpec, build_dataset, dataset_info, dataset_names, dataset_spec,
+                       eval_pipeline, prepare_config, register_dataset)
 from .shapes import ShapesDataset
 from .trajectories import TrajectoryDataset
 from .transforms import available_transforms, build_pipeline, build_transform, build_transforms
@@ -21,6 +22,7 @@ __all__ = [
     "DATASETS",
     "DataError",
     "DatasetInfo",
+    "DatasetSpec",
     "DigitsDataset",
     "FashionMNIST",
     "FolderDataset",
@@ -32,8 +34,12 @@ __all__ = [
     "build_transform",
     "build_transforms",
     "dataset_info",
+    "dataset_names",
+    "dataset_spec",
     "eval_pipeline",
     "eval_view",
+    "prepare_config",
+    "register_dataset",
     "raw_pixels",
     "stratified_split",
 ]

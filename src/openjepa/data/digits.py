@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .base import stratified_split
+from .registry import DatasetInfo, register_dataset
 
 CLASS_NAMES: Tuple[str, ...] = tuple(str(d) for d in range(10))
 DEFAULT_IMG_SIZE = 16
@@ -85,3 +86,8 @@ class DigitsDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"DigitsDataset(split={self.split!r}, n={len(self)}, img_size={self.img_size})"
+
+
+@register_dataset("digits", DatasetInfo("digits", 1, 10, DEFAULT_IMG_SIZE, MEAN, STD, CLASS_NAMES))
+def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> DigitsDataset:
+    return DigitsDataset(split, img_size, cfg.val_fraction, seed, tf, eval_tf)

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .registry import DatasetInfo, register_dataset
+
 log = logging.getLogger(__name__)
 
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -237,3 +239,8 @@ class FashionMNIST(Dataset):
 
     def __repr__(self) -> str:
         return f"FashionMNIST(split={self.split!r}, n={len(self)})"
+
+
+@register_dataset("fashion_mnist", DatasetInfo("fashion_mnist", 1, 10, DEFAULT_IMG_SIZE, MEAN, STD, CLASS_NAMES))
+def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> FashionMNIST:
+    return FashionMNIST(cfg.root, split, bool(cfg.download), tf, eval_tf)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -38,6 +39,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .base import DataError, stratified_split
+from .registry import DatasetInfo, register_dataset
 from .transforms import to_float_image
 
 log = logging.getLogger(__name__)
@@ -295,3 +297,26 @@ class FolderDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"FolderDataset(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, classes={len(self.class_names)})"
+
+
+def folder_root(cfg: Any) -> Path:
+    """``data.root`` of a folder dataset, checked to be a directory."""
+    if not getattr(cfg, "root", None):
+        raise DataError("data.name=folder needs data.root=/path/to/images")
+    path = Path(cfg.root).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"folder: image directory not found: {path}")
+    return path
+
+
+def _describe(cfg: Any, info: DatasetInfo) -> DatasetInfo:
+    """The class subfolders of ``data.root`` (``root/train`` when split) are the classes."""
+    root = folder_root(cfg)
+    dirs = split_dirs(root)
+    names = tuple(class_names_of(dirs["train"] if dirs else root))
+    return replace(info, num_classes=len(names), class_names=names)
+
+
+@register_dataset("folder", DatasetInfo("folder", 3, 0, DEFAULT_IMG_SIZE, MEAN, STD, ()), describe=_describe)
+def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> FolderDataset:
+    return FolderDataset(folder_root(cfg), split, cfg.val_fraction, seed, cfg.on_error, tf, eval_tf)

@@ -28,6 +28,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from openjepa.errors import ConfigError
+
+from .registry import DatasetInfo, register_dataset
+
 CLASS_NAMES: Tuple[str, ...] = (
     "circle",
     "square",
@@ -331,3 +335,16 @@ class ShapesDataset(Dataset):
     def __repr__(self) -> str:
         return f"ShapesDataset(size={self.size}, img_size={self.img_size}, seed={self.seed}, split={self.split!r})"
 
+
+
+def _check(cfg: Any) -> None:
+    if cfg.data.batch_size > cfg.data.train_size:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} exceeds data.train_size={cfg.data.train_size} "
+                          f"(the shapes training images)")
+
+
+@register_dataset("shapes", DatasetInfo("shapes", 3, NUM_CLASSES, 32, MEAN, STD, CLASS_NAMES), check=_check)
+def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> ShapesDataset:
+    held_out = split in ("test", "val")
+    size = cfg.test_size if held_out else cfg.train_size
+    return ShapesDataset(size, img_size, seed, "test" if held_out else "train", tf, eval_tf)

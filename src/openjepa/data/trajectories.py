@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 from safetensors import SafetensorError
@@ -25,10 +25,10 @@ from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .base import DataError, check_fraction
+from openjepa.envs import Env, make_env
 
-if TYPE_CHECKING:
-    from openjepa.envs import Env
+from .base import DataError, check_fraction
+from .registry import DatasetInfo, register_dataset
 
 SPLITS = ("train", "val", "all")
 FORMAT = "openjepa.trajectories"  # the tag openjepa.planning.collect writes (no import: data stays light)
@@ -101,10 +101,8 @@ class TrajectoryDataset(Dataset):
         return {"obs": obs, "actions": acts.reshape(self.num_frames - 1, k * acts.shape[-1]),  # (F-1, k*A)
                 "states": arrays["states"][row, t0:end + 1:k].clone(), "episode": episode, "start": t0}
 
-    def env(self) -> "Env":
+    def env(self) -> Env:
         """The environment the trajectories came from, rebuilt from ``meta.json``."""
-        from openjepa.envs import make_env
-
         return make_env(self.meta["env"], **self.meta["env_kwargs"])
 
 
@@ -143,16 +141,42 @@ def episode_split(episodes: int, split: str, val_fraction: float, seed: int) -> 
     return sorted(perm[:n_val] if split == "val" else perm[n_val:])
 
 
-def fill_world_config(cfg: Any) -> Any:
+def trajectory_root(cfg: Any) -> Path:
+    """``data.root`` of a trajectory collection (a ``DataConfig``)."""
+    if not getattr(cfg, "root", None):
+        raise DataError("data.name=trajectories needs data.root=DIR, a folder written by `openjepa collect`")
+    return Path(cfg.root).expanduser()
+
+
+def fill_world_config(cfg: Any) -> None:
     """Copy what a world model must know about ``cfg.data.root``'s collection into ``cfg.world``:
     the environment and its settings, and the predictor's action width (env action dim × frameskip).
     A model image size that differs from the collected frames' raises DataError naming both."""
-    from openjepa.data.registry import trajectory_root
-
     meta = read_meta(trajectory_root(cfg.data))
     if int(meta["img_size"]) != cfg.model.img_size:
         raise DataError(f"model.img_size={cfg.model.img_size} but the frames in {cfg.data.root} are "
                         f"{meta['img_size']} px: set model.img_size={meta['img_size']} (or collect with --img-size)")
     cfg.world.env, cfg.world.env_kwargs = meta["env"], dict(meta["env_kwargs"])
     cfg.world.action_dim = int(meta["action_dim"]) * cfg.data.frameskip
-    return cfg
+
+
+class Unlabelled(Dataset):
+    """A dataset of dict items (sub-trajectories) as the ``(item, -1)`` pairs the training loader takes."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Tuple[Any, int]:
+        return self.dataset[i], -1
+
+
+# `openjepa collect` episodes: RGB frames scaled to [-1, 1], i.e. mean 0.5 and std 0.5 in [0, 1] units.
+@register_dataset("trajectories", DatasetInfo("trajectories", 3, 0, 64, (0.5,) * 3, (0.5,) * 3, (), kind="trajectory"),
+                  prepare=fill_world_config)
+def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> Dataset:
+    held_out = split in ("test", "val")
+    return Unlabelled(TrajectoryDataset(trajectory_root(cfg), cfg.num_frames, cfg.frameskip,
+                                        "val" if held_out else "train", cfg.val_fraction, seed))

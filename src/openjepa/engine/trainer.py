@@ -1,14 +1,15 @@
 """The fit loop: step-based (epochs are a view), resumable exactly, method-agnostic.
 
-The whole path: build data, method and optimizer; for each step set lr/wd from pure schedules, run
-``method.training_step``, step the optimizer, call ``method.after_optimizer_step``; log, checkpoint;
-at the end save the encoder as safetensors and evaluate the frozen features.
+``train(cfg)`` builds data, method and optimizer (or restores them from the newest checkpoint),
+then for each step sets lr/wd from pure schedules, runs ``method.training_step``, steps the
+optimizer, calls ``method.after_optimizer_step``, logs and checkpoints; it returns the trained
+method and its final state. It calls only the method contract (:mod:`openjepa.methods.base`).
+What follows training (exporting the encoder, evaluating, the report) runs above the engine, in
+:mod:`openjepa.report.pipeline`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import time
 from dataclasses import dataclass
@@ -16,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from openjepa.config.load import to_dict, to_yaml, validate_world
 from openjepa.config.schema import Config
-from openjepa.data import build_dataset, dataset_info
+from openjepa.data import build_dataset, dataset_info, prepare_config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine import dist
 from openjepa.engine.compile import compile_blocks
@@ -30,11 +30,10 @@ from openjepa.engine.logging import MetricLogger, progress
 from openjepa.engine.monitor import TrainingMonitor
 from openjepa.engine.optim import build_optimizer, set_hparams
 from openjepa.engine.precision import autocast, resolve_device, resolve_precision
+from openjepa.engine.runs import check_fresh, check_resume, load_encoder
 from openjepa.engine.schedules import lr_at, wd_at
-from openjepa.methods import JEPAMethod, build_method
-from openjepa.target import momentum_at
-
-log = logging.getLogger(__name__)
+from openjepa.errors import ConfigError
+from openjepa.methods import JEPAMethod, build_method, check_config
 
 
 @dataclass
@@ -62,151 +61,185 @@ def hparams_at(step: int, plan: Plan, cfg: Config) -> tuple[float, float]:
 
 
 def prepare(cfg: Config) -> Config:
-    """Fill settings the dataset determines (input channels) into the config."""
-    info = dataset_info(cfg.data)
-    cfg.model.in_chans = info.in_chans
-    if cfg.data.name == "trajectories":
-        from openjepa.data.trajectories import fill_world_config
-
-        fill_world_config(cfg)  # env, env settings and action width from the collected data
+    """Check the config against the registries and the method, then fill what the dataset determines."""
+    check_config(cfg)
+    prepare_config(cfg)
     return cfg
 
 
-def train(cfg: Config, resume: bool = False) -> dict[str, Any]:
-    """Train ``cfg`` to the end (resuming from ``run_dir`` when asked); returns the final summary.
+@dataclass
+class Fit:
+    """Everything the loop touches: built fresh or restored from a checkpoint by :func:`build_fit`."""
 
-    Under torchrun every rank runs this function: each loads its share of the global batch, the
-    method is wrapped in DDP or FSDP2 (``train.parallel``), and rank 0 alone logs, writes
-    checkpoints, evaluates and writes the report.
+    cfg: Config
+    device: torch.device
+    precision: str
+    run_dir: Path
+    plan: Plan
+    method: JEPAMethod  # the plain module: what the contract is called on
+    model: torch.nn.Module  # what the loop calls: the method, or its DDP / FSDP2 wrapper
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    guard: SpikeGuard
+    monitor: TrainingMonitor | None
+    start: int
+    saved: dict | None  # the checkpoint resumed from
+    loader: Any = None  # step-tagged batches from ``start`` to ``plan.total`` (built last)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` hands to whatever runs after it (evaluation, export, report)."""
+
+    cfg: Config  # the prepared config
+    method: JEPAMethod  # the plain method (under FSDP2: still sharded; rebuild from ``state``)
+    state: dict  # the final checkpoint's contents (full state dicts)
+    device: torch.device
+    precision: str
+    rank: int  # this process's rank (the process group is closed by the time anyone reads it)
+    world_size: int
+    trained: bool  # False when the run had already finished and nothing was trained
+
+    @property
+    def collapse_warning(self) -> dict | None:
+        monitor = self.state.get("monitor") or {}
+        return monitor.get("warning")
+
+
+def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) -> TrainResult:
+    """Train ``cfg`` to ``train.steps`` (resuming from ``run_dir`` when asked).
+
+    Under torchrun every rank runs this: each loads its share of the global batch, the method is
+    wrapped in DDP or FSDP2 (``train.parallel``), and rank 0 alone logs and writes checkpoints. The
+    process group is closed before returning, so whatever runs next (rank 0's evaluation) never
+    holds the other ranks in a collective.
     """
+    fit = build_fit(cfg, resume, allow_config_change)
+    rank, world = dist.rank(), dist.world_size()
+    if fit.start >= fit.plan.total:
+        if dist.is_main():
+            print(f"{fit.run_dir} already finished at step {fit.start} (train.steps={fit.plan.total}): nothing to "
+                  f"train. Raise train.steps to continue it; `openjepa eval {fit.run_dir}` evaluates it again.")
+        dist.cleanup()
+        return TrainResult(fit.cfg, fit.method, fit.saved or {}, fit.device, fit.precision, rank, world, False)
+    run_steps(fit)
+    final = snapshot(fit, fit.plan.total)
+    save(final, fit.ckpt_dir, fit.plan.total, fit.cfg.train.keep_last)
+    report_skipped_images(fit.run_dir)
+    dist.cleanup()
+    return TrainResult(fit.cfg, fit.method, final, fit.device, fit.precision, rank, world, True)
+
+
+def build_fit(cfg: Config, resume: bool, allow_config_change: bool = False) -> Fit:
+    """Build (or restore) the method, optimizer and monitor; refuse a run directory that is not this run's."""
     cfg = prepare(cfg)
     device = dist.setup(resolve_device(cfg.device))
-    rank, world = dist.rank(), dist.world_size()
-    validate_world(cfg, world)
-    precision = resolve_precision(cfg.train.precision, device)
+    validate_world(cfg, dist.world_size())
     run_dir = Path(cfg.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    if not resume and ckpt.list_checkpoints(ckpt_dir):
-        raise FileExistsError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
-                              f"or choose another run_dir (run_dir=...)")
-    dist.barrier()  # no rank may see the checkpoint rank 0 is about to write as a stale one
+    saved = resume_state(run_dir, cfg, allow_config_change) if resume else None
+    if saved is None:
+        check_fresh(run_dir)
+    dist.barrier()  # no rank may see the files rank 0 is about to write as another run's
     torch.manual_seed(cfg.seed)
     dataset = build_dataset(cfg.data, "train", cfg.model.img_size, seed=cfg.seed)
-    track_skipped_images(dataset, run_dir, fresh=not resume)
+    track_skipped_images(dataset, run_dir, fresh=saved is None)
     plan = plan_steps(cfg, len(dataset))
     method = build_method(cfg, plan.total).to(device)
-    if not resume:
-        method.setup_training(cfg)  # e.g. a world model's frozen pretrained encoder
-    model = dist.wrap(method, cfg.train.parallel, device)  # what the loop calls; `method` stays the plain view
-    opt = build_optimizer(method, cfg.optim)
-    guard = SpikeGuard(cfg.train.spike_factor, cfg.train.spike_window)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    monitor = build_monitor(cfg, method, device) if rank == 0 else None
-
-    start = 0
-    if resume:
-        found = ckpt.load_latest(ckpt_dir, map_location="cpu")  # loading copies onto the device
-        if found is None:
-            raise FileNotFoundError(f"--resume: no readable checkpoint in {ckpt_dir}")
-        path, state = found
-        guard.load_state_dict(state.get("spike_guard"))
-        start = restore(state, method, opt, scaler, monitor)
-        if rank == 0:
-            print(f"resumed from {path} at step {start}")
-    if rank == 0:
+    if saved is None:
+        load_pretrained_parts(method, cfg)
+    precision = resolve_precision(cfg.train.precision, device)
+    fit = Fit(cfg, device, precision, run_dir, plan, method, dist.wrap(method, cfg.train.parallel, device),
+              build_optimizer(method, cfg.optim), torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+              SpikeGuard(cfg.train.spike_factor, cfg.train.spike_window),
+              build_monitor(cfg, method, device) if dist.is_main() else None, 0, saved)
+    if saved is not None:
+        fit.start = restore(fit, saved)
+        if fit.start > plan.total:
+            raise ConfigError(f"--resume: the checkpoint is at step {fit.start}, past train.steps={plan.total}")
+    if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
-
-    if (tf := method.train_transform(cfg)) is not None:
-        dataset.transform = tf  # e.g. LeJEPA's multi-view crops
-    loader = step_loader(dataset, method.make_collator(cfg), global_batch=cfg.data.batch_size, seed=cfg.seed,
-                         start=start, total=plan.total, rank=rank, world=world, num_workers=cfg.data.num_workers,
-                         pin_memory=device.type == "cuda")
+    pipe = method.data_pipeline(cfg)
+    if pipe.transform is not None:
+        dataset.transform = pipe.transform  # e.g. LeJEPA's multi-view crops
+    fit.loader = step_loader(dataset, pipe.collate, global_batch=cfg.data.batch_size, seed=cfg.seed,
+                             start=fit.start, total=plan.total, rank=dist.rank(), world=dist.world_size(),
+                             num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
     if cfg.train.compile:
         compile_blocks(method)
-    logger = MetricLogger(run_dir, enabled=rank == 0)
-    bar = progress(plan.total, start, cfg.train.progress and rank == 0)
-    model.train()
-    t_last, seen = time.perf_counter(), 0
-    shown: dict[str, str] = {}  # progress-bar postfix
-    for batch in loader:
+    return fit
+
+
+def run_steps(fit: Fit) -> None:
+    """The loop, from ``fit.start`` to ``fit.plan.total``; checkpoints every ``train.ckpt_every`` steps."""
+    cfg, method, plan = fit.cfg, fit.method, fit.plan
+    main = dist.is_main()
+    logger = MetricLogger(fit.run_dir, enabled=main)
+    bar = progress(plan.total, fit.start, cfg.train.progress and main)
+    meter = Throughput()
+    fit.model.train()
+    for batch in fit.loader:
         step = batch["step"]
         lr, wd = hparams_at(step, plan, cfg)
-        set_hparams(opt, lr, wd)
-        batch = to_device(batch, device)
-        with autocast(precision, device):
-            out = model(batch, step)  # JEPAMethod.forward is training_step (DDP and FSDP2 need the call)
-        if guard.allows(out.loss, step, bar.write):  # a loss spike skips the update (train.spike_factor)
-            optimise(out.loss, step, method, opt, scaler, cfg.optim.clip_grad, ckpt_dir)
+        set_hparams(fit.opt, lr, wd)
+        batch = to_device(batch, fit.device)
+        with autocast(fit.precision, fit.device):
+            out = fit.model(batch, step)  # JEPAMethod.forward is training_step (DDP and FSDP2 need the call)
+        if fit.guard.allows(out.loss, step, bar.write):  # a loss spike skips the update (train.spike_factor)
+            optimise(out.loss, step, method, fit.opt, fit.scaler, cfg.optim.clip_grad, fit.ckpt_dir)
             method.after_optimizer_step(step)
-        if monitor is not None and out.features is not None:
-            monitor.update(out.features, batch["y"])
-
-        done = step + 1
-        seen += batch["x"].shape[0] * world
+        if fit.monitor is not None and out.features is not None:
+            fit.monitor.update(out.features, batch.get("y"))
+        meter.add(method.batch_size(batch) * dist.world_size())
         bar.update(1)
-        metrics: dict[str, float] = {}
-        if done % cfg.train.log_every == 0 or done == plan.total:
-            now = time.perf_counter()
-            ips = seen / max(now - t_last, 1e-9)
-            t_last, seen = now, 0
-            metrics = step_metrics(out.metrics, step, plan, cfg, method, guard, device, lr=lr, wd=wd, img_per_s=ips)
-            shown.update(loss=f"{metrics['loss']:.4f}", img_s=f"{ips:.0f}", lr=f"{lr:.2e}")
-        if monitor is not None and (done % cfg.monitor.every == 0 or done == plan.total):
-            metrics.update(monitor_metrics(monitor, done, bar))
-            shown.update({k: f"{metrics[k]:.3g}" for k in ("probe_acc", "rankme") if k in metrics})
-        if metrics:
-            logger.log(done, metrics)
-            bar.set_postfix(shown)
+        log_step(fit, step + 1, out.metrics, lr, wd, meter, logger, bar)
+        done = step + 1
         if cfg.train.ckpt_every and done % cfg.train.ckpt_every == 0 and done < plan.total:
-            save(snapshot(method, opt, scaler, done, cfg, monitor, guard), ckpt_dir, done, cfg.train.keep_last)
+            save(snapshot(fit, done), fit.ckpt_dir, done, cfg.train.keep_last)
     bar.close()
-    report_skipped_images(run_dir)
     logger.close()
-    final = snapshot(method, opt, scaler, plan.total, cfg, monitor, guard)
-    save(final, ckpt_dir, plan.total, cfg.train.keep_last)
-    summary: dict[str, Any] = {"steps": plan.total, "run_dir": str(run_dir), "device": str(device),
-                               "precision": precision, "world_size": world}
-    if rank == 0:
-        summary.update(finish(cfg, final, method, device, run_dir, monitor))
-    dist.cleanup()
-    return summary
 
 
-def step_metrics(raw: dict, step: int, plan: Plan, cfg: Config, method: JEPAMethod, guard: SpikeGuard,
-                 device: torch.device, **extra: float) -> dict[str, float]:
-    """The method's metrics averaged over ranks, plus ``extra``, the epoch, the EMA momentum (methods
-    with a teacher) and the spike guard's count of skipped steps (when it is on)."""
-    metrics = dist.mean_over_ranks({k: float(v) for k, v in raw.items()}, device)
-    metrics.update(extra, epoch=(step + 1) / plan.steps_per_epoch)
-    if getattr(method, "target", None) is not None:
-        metrics["ema"] = momentum_at(step, plan.total, *cfg.optim.ema)
-    if guard.enabled:
-        metrics["skipped_steps"] = guard.skipped
-    return metrics
+class Throughput:
+    """Samples per second since the last reading."""
+
+    def __init__(self) -> None:
+        self.t, self.n = time.perf_counter(), 0
+
+    def add(self, n: int) -> None:
+        self.n += n
+
+    def read(self) -> float:
+        now = time.perf_counter()
+        rate = self.n / max(now - self.t, 1e-9)
+        self.t, self.n = now, 0
+        return rate
 
 
-def finish(cfg: Config, final: dict, method: JEPAMethod, device: torch.device, run_dir: Path,
-           monitor: TrainingMonitor | None) -> dict[str, Any]:
-    """Rank 0, after the last step: export the encoder, evaluate, write summary.json and the report."""
-    if dist.is_sharded(method):  # FSDP2: evaluate an unsharded copy built from the gathered weights
-        method = build_method(cfg, final["step"]).to(device)
-        ckpt.load_state_strict(method, final["method"], "method")
-    method.eval()
-    export_encoder(method, cfg, run_dir / "encoder.safetensors")
-    warning = None if monitor is None else monitor.warning
-    summary: dict[str, Any] = {"collapse_warning": warning and warning["message"], "collapse": warning}
-    if warning is not None:
-        print(f"WARNING: {warning['message']}")
-    if cfg.eval.at_end:
-        summary["eval"] = method.evaluate(cfg, device, run_dir, final["step"])
-    (run_dir / "summary.json").write_text(json.dumps({"steps": final["step"], "run_dir": str(run_dir),
-                                                      **summary}, indent=2))
-    if cfg.eval.report:
-        from openjepa.report import write_report
-
-        print(f"report: {write_report(run_dir, device=str(device), progress=cfg.train.progress)}")
-    return summary
+def log_step(fit: Fit, done: int, raw: dict, lr: float, wd: float, meter: Throughput, logger: MetricLogger,
+             bar: Any) -> None:
+    """Every ``train.log_every`` steps: the method's metrics averaged over ranks (a collective), the epoch,
+    lr, wd, throughput and the spike guard's count; every ``monitor.every`` steps the monitor's."""
+    cfg, total = fit.cfg, fit.plan.total
+    metrics: dict[str, float] = {}
+    if done % cfg.train.log_every == 0 or done == total:
+        metrics = dist.mean_over_ranks({k: float(v) for k, v in raw.items()}, fit.device)
+        metrics.update(lr=lr, wd=wd, samples_per_s=meter.read(), epoch=done / fit.plan.steps_per_epoch)
+        if fit.guard.enabled:
+            metrics["skipped_steps"] = fit.guard.skipped
+    if fit.monitor is not None and cfg.monitor.every and (done % cfg.monitor.every == 0 or done == total):
+        had_warning = fit.monitor.warning is not None
+        metrics.update(fit.monitor.compute(done))
+        if fit.monitor.warning is not None and not had_warning:
+            bar.write(f"WARNING: {fit.monitor.warning['message']}")
+    if metrics:
+        logger.log(done, metrics)
+        shown = {k: f"{metrics[k]:.3g}" for k in ("loss", "samples_per_s", "probe_acc", "rankme") if k in metrics}
+        bar.set_postfix(shown)
 
 
 def save(state: dict, ckpt_dir: Path, step: int, keep_last: int) -> None:
@@ -236,55 +269,57 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: (v.to(device, non_blocking=non_blocking) if hasattr(v, "to") else v) for k, v in batch.items()}
 
 
-def snapshot(method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int,
-             cfg: Config, monitor: TrainingMonitor | None = None, guard: SpikeGuard | None = None) -> dict:
+def snapshot(fit: Fit, step: int) -> dict:
     """Everything a resumed run needs; data order and masks follow from (seed, step).
 
     Collective under torchrun (every rank calls it): the model and optimizer states are gathered
     in full to rank 0 (``dist.full_state``), the RNG states of every rank are kept.
     """
-    model_sd, optim_sd = dist.full_state(method, opt)
+    model_sd, optim_sd = dist.full_state(fit.method, fit.opt)
     rngs = dist.gather_objects(ckpt.rng_state())
-    return {"step": step, "method": model_sd, "optimizer": optim_sd, "scaler": scaler.state_dict(),
-            "rng": rngs[0], "rng_ranks": rngs, "config": to_dict(cfg),
-            "monitor": None if monitor is None else monitor.extra_state(), "format": "openjepa-checkpoint-v2",
-            "spike_guard": None if guard is None else guard.state_dict()}
+    return {"step": step, "method": model_sd, "optimizer": optim_sd, "scaler": fit.scaler.state_dict(),
+            "rng": rngs[0], "rng_ranks": rngs, "config": to_dict(fit.cfg),
+            "monitor": None if fit.monitor is None else fit.monitor.extra_state(), "format": "openjepa-checkpoint-v2",
+            "spike_guard": fit.guard.state_dict()}
 
 
-def restore(state: dict, method: JEPAMethod, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-            monitor: TrainingMonitor | None = None) -> int:
-    ckpt.check_state_keys(method, state["method"], "method")
-    dist.load_full_state(method, opt, state["method"], state["optimizer"])
+def resume_state(run_dir: Path, cfg: Config, allow_change: bool) -> dict:
+    """The newest readable checkpoint of ``run_dir``, whose config must agree with ``cfg`` (see check_resume)."""
+    found = ckpt.load_latest(run_dir / "checkpoints", map_location="cpu")  # loading copies onto the device
+    if found is None:
+        raise FileNotFoundError(f"--resume: no readable checkpoint in {run_dir / 'checkpoints'}")
+    path, state = found
+    changes = check_resume(state.get("config") or {}, cfg, allow_change)
+    if dist.is_main():
+        print(f"resuming from {path} at step {state['step']}"
+              + (f" (changed: {', '.join(changes)})" if changes else ""))
+    return state
+
+
+def restore(fit: Fit, state: dict) -> int:
+    ckpt.check_state_keys(fit.method, state["method"], "method")
+    dist.load_full_state(fit.method, fit.opt, state["method"], state["optimizer"])
     if state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    if monitor is not None and state.get("monitor"):
-        monitor.load_extra_state(state["monitor"])
+        fit.scaler.load_state_dict(state["scaler"])
+    if fit.monitor is not None and state.get("monitor"):
+        fit.monitor.load_extra_state(state["monitor"])
+    fit.guard.load_state_dict(state.get("spike_guard"))
     rngs = state.get("rng_ranks") or [state["rng"]]
     ckpt.set_rng_state(rngs[dist.rank()] if len(rngs) == dist.world_size() else state["rng"])
     return int(state["step"])
+
+
+def load_pretrained_parts(method: JEPAMethod, cfg: Config) -> None:
+    """A fresh run's ``method.pretrained_sources``: each submodule loads a saved encoder strictly."""
+    for name, source in method.pretrained_sources(cfg).items():
+        module = method.get_submodule(name)
+        ckpt.load_state_strict(module, load_encoder(source).state_dict(),
+                               f"{source} into {name} ({cfg.model.encoder}, img_size {cfg.model.img_size}, "
+                               f"patch {cfg.model.patch_size}: set model.* to the saved encoder's)")
 
 
 def build_monitor(cfg: Config, method: JEPAMethod, device: torch.device) -> TrainingMonitor | None:
     """The online monitor (probe, RankMe, spread, collapse warning), or None when ``monitor.every`` is 0."""
     if cfg.monitor.every <= 0:
         return None
-    num_classes = dataset_info(cfg.data).num_classes
-    dim = getattr(method, "feature_dim", method.encoder.embed_dim)  # width of StepOutput.features
-    return TrainingMonitor(dim, num_classes, cfg.monitor).to(device)
-
-
-def monitor_metrics(monitor: TrainingMonitor, step: int, bar: Any) -> dict[str, float]:
-    """The monitor's metrics at ``step``; prints the collapse warning the first time it is raised."""
-    had_warning = monitor.warning is not None
-    metrics = monitor.compute(step)
-    if monitor.warning is not None and not had_warning:
-        bar.write(f"WARNING: {monitor.warning['message']}")
-    return metrics
-
-
-def export_encoder(method: JEPAMethod, cfg: Config, path: Path) -> None:
-    """The target encoder's weights as safetensors, with the model settings as metadata."""
-    enc = getattr(method, "target", None)
-    enc = enc.encoder if enc is not None else method.encoder
-    tensors = {k: v.detach().contiguous().cpu() for k, v in enc.state_dict().items()}
-    save_file(tensors, str(path), metadata={"format": "openjepa-encoder-v1", "config": to_yaml(cfg)})
+    return TrainingMonitor(method.feature_dim, dataset_info(cfg.data).num_classes, cfg.monitor).to(device)

@@ -33,7 +33,7 @@ from openjepa.config.schema import Config
 from openjepa.data import eval_pipeline
 from openjepa.data.folder import DECODE_ERRORS, is_image_file, load_image, scan_images
 from openjepa.engine.precision import resolve_device
-from openjepa.eval.frozen import load_run
+from openjepa.engine.runs import load_run
 from openjepa.methods import JEPAMethod
 
 log = logging.getLogger(__name__)

@@ -19,15 +19,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from openjepa.config.load import check_protocols, from_dict, load_config_overrides, to_dict
+from openjepa.config.load import check_protocols, load_config_overrides, to_dict
 from openjepa.config.schema import Config
 from openjepa.data import build_dataset, dataset_info
-from openjepa.engine import checkpoint as ckpt
 from openjepa.engine.precision import resolve_device
+from openjepa.engine.runs import load_run
 from openjepa.eval import cache
+from openjepa.eval.registry import register_evaluation
 from openjepa.eval.features import Features, extract, pixel_patches
 from openjepa.eval.table import FeatureSplits, evaluate_features, format_table
-from openjepa.methods import JEPAMethod, build_encoder, build_method
+from openjepa.methods import JEPAMethod, build_encoder
 
 _SPLITS = ("train", "test")
 _DATA_KEYS = ("name", "root", "train_size", "test_size", "val_fraction", "eval_transforms", "mean", "std")
@@ -102,8 +103,7 @@ def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_d
     src = _FeatureSource(cfg, device, cache_dir, keep_tokens="attentive" in protocols)
     was_training = method.training
     method.eval()
-    one_encoder = getattr(method, "target", None) is None  # LeJEPA, or I-JEPA with online targets
-    name = label or f"{cfg.train.method} ({'encoder' if one_encoder else ev.encoder + ' encoder'})"
+    name = label or f"{cfg.train.method} ({ev.encoder + ' encoder' if method.has_teacher else 'encoder'})"
     sets = {name: src.splits(f"step{step or 0:08d}_{ev.encoder}", lambda x: method.encode(x, ev.encoder),
                              cache.fingerprint(method), step)}
     if ev.baselines:
@@ -125,34 +125,11 @@ def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_d
     return rows
 
 
-def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Config, JEPAMethod, Path, int]:
-    """A run directory or checkpoint file -> (config, method with weights loaded, run_dir, step).
-
-    An unreadable file, a file that is not an openjepa checkpoint, or one whose weights do not fit
-    the architecture its config describes raises :class:`~openjepa.engine.checkpoint.CheckpointError`
-    naming the file (or the missing and unexpected keys); a run directory with no readable
-    checkpoint raises ``FileNotFoundError``.
-    """
-    path = Path(path)
-    if path.is_dir():
-        found = ckpt.load_latest(path / "checkpoints", map_location)
-        if found is None:
-            raise FileNotFoundError(f"no readable checkpoint in {path / 'checkpoints'}")
-        file, state = found
-        run_dir = path
-    elif path.is_file():
-        file, state = path, ckpt.load_file(path, map_location)
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    else:
-        raise FileNotFoundError(f"no run directory or checkpoint at {path}")
-    if not isinstance(state.get("config"), dict) or not isinstance(state.get("method"), dict):
-        keys = ", ".join(sorted(str(k) for k in state)) or "none"
-        raise ckpt.CheckpointError(f"{file} is not an openjepa checkpoint (no 'config' and 'method' dicts; "
-                                   f"keys: {keys})")
-    cfg = from_dict(state["config"])
-    method = build_method(cfg, total_steps=1)
-    ckpt.load_state_strict(method, state["method"], f"method built from {file}'s config")
-    return cfg, method, run_dir, int(state.get("step", 0))
+@register_evaluation("probes")
+def evaluate_probes(method: JEPAMethod, cfg: Config, device: torch.device, run_dir: str | Path | None,
+                    step: int) -> list[dict]:
+    """The end-of-training evaluation of image methods: the probe table, saved as ``run_dir/eval.json``."""
+    return evaluate_method(method, cfg, device, run_dir, step=step)
 
 
 def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device: str | None = None,

@@ -17,14 +17,15 @@ What rules collapse out, by ``world.encoder``:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from openjepa.config.schema import Config
 from openjepa.masks.base import unzip_step_batch
-from openjepa.methods.base import SingleEncoderMethod, StepOutput, register_method
+from openjepa.errors import ConfigError
+from openjepa.methods.base import DataPipeline, SingleEncoderMethod, StepOutput, register_method
 from openjepa.methods.ijepa import build_encoder
 from openjepa.models import ACPredictor, VisionTransformer
 from openjepa.objectives.combine import combine
@@ -32,6 +33,8 @@ from openjepa.objectives.sigreg import SIGReg
 
 
 class ACJEPA(SingleEncoderMethod):
+    evaluation: ClassVar[str] = "world_model"  # the position probe and planning episodes (openjepa.planning)
+
     def __init__(self, encoder: VisionTransformer, predictor: ACPredictor, frozen: bool = False, latent: str = "pooled",
                  latent_dim: int = 64, sigreg: SIGReg | None = None, weight: float = 0.1, combine_mode: str = "convex",
                  statistic: str = "per_view", rollout_steps: int = 2, rollout_weight: float = 1.0):
@@ -46,7 +49,7 @@ class ACJEPA(SingleEncoderMethod):
                      else LatentHead(encoder.embed_dim, latent_dim))
         self.sigreg, self.weight, self.combine_mode, self.statistic = sigreg, weight, combine_mode, statistic
         self.rollout_steps, self.rollout_weight = rollout_steps, rollout_weight
-        self.feature_dim = encoder.embed_dim if frozen else latent_dim  # StepOutput.features: pooled frame latents
+        self._feature_dim = encoder.embed_dim if frozen else latent_dim  # StepOutput.features: pooled frame latents
         if frozen:
             self.encoder.requires_grad_(False)
 
@@ -90,26 +93,19 @@ class ACJEPA(SingleEncoderMethod):
         metrics["latent_std"] = z.detach().flatten(0, 2).std(dim=0).mean()
         return StepOutput(loss, metrics, features=z[:, 0].detach().mean(dim=1))
 
-    def make_collator(self, cfg: Config) -> Callable:
-        return TrajectoryCollator()
+    def data_pipeline(self, cfg: Config) -> DataPipeline:
+        return DataPipeline(TrajectoryCollator())
 
-    def setup_training(self, cfg: Config) -> None:
-        """A fresh run with ``world.encoder=frozen`` loads the pretrained encoder's weights (strictly)."""
-        if not self.frozen:
-            return
-        from openjepa.engine.checkpoint import load_state_strict
-        from openjepa.pretrained import load_pretrained
+    def batch_size(self, batch: dict[str, Any]) -> int:
+        return batch["obs"].shape[0]
 
-        pretrained = load_pretrained(cfg.world.pretrained)
-        load_state_strict(self.encoder, pretrained.state_dict(),
-                          f"world.pretrained={cfg.world.pretrained} into model.encoder={cfg.model.encoder} "
-                          f"(img_size {cfg.model.img_size}, patch {cfg.model.patch_size}: set model.* to the pretrained run's)")
+    @property
+    def feature_dim(self) -> int:
+        return self._feature_dim
 
-    def evaluate(self, cfg: Config, device: torch.device, run_dir: Any, step: int) -> dict[str, Any]:
-        """World models: the position probe and ``plan.episodes_at_end`` planning episodes."""
-        from openjepa.planning.evaluate import evaluate_world_model
-
-        return evaluate_world_model(self, cfg, device, run_dir, step)
+    def pretrained_sources(self, cfg: Config) -> dict[str, str]:
+        """``world.encoder=frozen``: the encoder comes from ``world.pretrained`` (loaded strictly)."""
+        return {"encoder": cfg.world.pretrained} if self.frozen else {}
 
 
 class LatentHead(nn.Module):
@@ -133,26 +129,44 @@ class LatentHead(nn.Module):
 
 class TrajectoryCollator:
     """collate(list of (item dict, y, step, pos)) -> {"obs": (B, F, C, H, W), "actions": (B, F-1, A),
-    "states": (B, F, S), "x": obs (counted as the batch), "y": (B,) of -1, "step": int}."""
+    "states": (B, F, S), "step": int}."""
 
     KEYS: Sequence[str] = ("obs", "actions", "states")
 
     def __call__(self, batch: Sequence[tuple[Any, Any, int, int]]) -> dict[str, Any]:
         items, _, step, _ = unzip_step_batch(batch)
         out: dict[str, Any] = {k: torch.stack([it[k] for it in items]) for k in self.KEYS}
-        out.update(x=out["obs"], y=torch.full((len(items),), -1, dtype=torch.long), step=step)
+        out["step"] = step
         return out
 
 
 def build_predictor(cfg: Config, embed_dim: int, tokens_per_frame: int) -> ACPredictor:
     w = cfg.world
     if w.action_dim < 1:
-        raise ValueError("world.action_dim is unset: it comes from the trajectory data (data.root's meta.json)")
+        raise ConfigError("world.action_dim is unset: it comes from the trajectory data (data.root's meta.json)")
     return ACPredictor(embed_dim, w.action_dim, tokens_per_frame, dim=w.pred_dim, depth=w.pred_depth,
                        num_heads=w.pred_heads, max_frames=cfg.data.num_frames - 1, cond=w.cond)
 
 
-@register_method("acjepa")
+def check_acjepa(cfg: Config) -> None:
+    """Widths, frames and the encoder source of a world model, by key."""
+    w, d = cfg.world, cfg.data
+    if w.pred_dim % w.pred_heads:
+        raise ConfigError(f"world.pred_dim={w.pred_dim} is not a multiple of world.pred_heads={w.pred_heads}")
+    if d.num_frames < 2:
+        raise ConfigError(f"data.num_frames={d.num_frames} must be at least 2: a world model predicts the next frame")
+    if w.rollout_steps > d.num_frames - 1:
+        raise ConfigError(f"world.rollout_steps={w.rollout_steps} exceeds the {d.num_frames - 1} future frames "
+                          f"of a data.num_frames={d.num_frames} sub-trajectory")
+    if w.encoder == "frozen" and not w.pretrained:
+        raise ConfigError("world.encoder=frozen needs world.pretrained=PATH (an openjepa run, checkpoint or "
+                          "encoder.safetensors)")
+    if w.encoder == "train" and cfg.sigreg.weight <= 0:
+        raise ConfigError("world.encoder=train learns the encoder from scratch and collapses without SIGReg: "
+                          "set sigreg.weight > 0 (e.g. 0.1)")
+
+
+@register_method("acjepa", data=("trajectory",), check=check_acjepa)
 def build_acjepa(cfg: Config, total_steps: int) -> ACJEPA:
     w, s = cfg.world, cfg.sigreg
     encoder = build_encoder(cfg)

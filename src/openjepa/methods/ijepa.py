@@ -18,16 +18,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from openjepa.errors import ConfigError
 from openjepa.config.schema import Config
+from openjepa.errors import ConfigError
 from openjepa.masks.base import MaskBatch
 from openjepa.masks.ops import apply_masks, repeat_for_blocks
-from openjepa.methods.base import JEPAMethod, StepOutput, register_method
-from openjepa.models import Predictor, VisionTransformer
+from openjepa.masks import MaskCollator, build_mask_sampler
+from openjepa.methods.base import DataPipeline, JEPAMethod, StepOutput, check_encoder_choice, register_method
+from openjepa.models import Predictor, VisionTransformer, create_model
 from openjepa.objectives import normalized_targets, regression_loss
 from openjepa.objectives.combine import combine
 from openjepa.objectives.sigreg import SIGReg
-from openjepa.registry import create_model
 from openjepa.target import EMATarget, momentum_at
 
 
@@ -63,18 +63,33 @@ class IJEPA(JEPAMethod):
             reg = self.sigreg(emb, step)
             loss = combine(loss, reg, self.sigreg_weight, self.combine_mode)
             metrics["sigreg"] = reg.detach()
+        else:
+            metrics["ema"] = self.momentum(step)  # the teacher's momentum after this step
         metrics["loss"] = loss.detach()
         return StepOutput(loss, metrics, features=pooled.detach().float())
 
+    def momentum(self, step: int) -> float:
+        return momentum_at(step, self.total_steps, *self.ema)
+
     def after_optimizer_step(self, step: int) -> None:
         if self.target is not None:
-            self.target.update(self.encoder, momentum_at(step, self.total_steps, *self.ema))
+            self.target.update(self.encoder, self.momentum(step))
 
-    @torch.no_grad()
-    def encode(self, x: Tensor, which: str = "target") -> Tensor:
-        if which not in ("target", "context"):
-            raise ValueError(f"unknown encoder {which!r}; choose target or context")
-        return (self.encoder if which == "context" or self.target is None else self.target)(x)
+    def data_pipeline(self, cfg: Config) -> DataPipeline:
+        """Multi-block (or random) masks on the encoder's token grid, drawn in the loader workers."""
+        return DataPipeline(MaskCollator(build_mask_sampler(cfg.mask, self.encoder.grid, cfg.seed), cfg.seed))
+
+    def batch_size(self, batch: dict[str, Any]) -> int:
+        return batch["x"].shape[0]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.encoder.embed_dim
+
+    def eval_encoder(self, which: str = "target") -> nn.Module:
+        if check_encoder_choice(which) == "context" or self.target is None:
+            return self.encoder
+        return self.target.encoder
 
 
 def _std(t: Tensor) -> Tensor:
@@ -88,7 +103,13 @@ def build_encoder(cfg: Config) -> nn.Module:
                         num_frames=m.num_frames, tubelet_size=m.tubelet_size, drop_path=m.drop_path)
 
 
-@register_method("ijepa")
+def check_ijepa(cfg: Config) -> None:
+    if cfg.train.target == "online" and cfg.sigreg.weight <= 0:
+        raise ConfigError("train.target=online (no EMA, no stop-gradient) collapses without a regulariser: "
+                          "set sigreg.weight > 0 (e.g. 0.05)")
+
+
+@register_method("ijepa", check=check_ijepa)
 def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
     encoder = build_encoder(cfg)
     if not isinstance(encoder, VisionTransformer):

@@ -14,7 +14,7 @@ with SIGReg computed per view and averaged (``sigreg.statistic=per_view``) or on
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from openjepa.config.schema import Config
 from openjepa.data.registry import dataset_info
 from openjepa.data.views import ViewCollator, multiview_transform
-from openjepa.methods.base import SingleEncoderMethod, StepOutput, register_method
+from openjepa.errors import ConfigError
+from openjepa.methods.base import DataPipeline, SingleEncoderMethod, StepOutput, register_method
 from openjepa.methods.ijepa import build_encoder
 from openjepa.models import VisionTransformer
 from openjepa.objectives.combine import combine
@@ -71,13 +72,19 @@ class LeJEPA(SingleEncoderMethod):
                    "proj_std": z.detach().std(dim=1).mean()}
         return StepOutput(loss, metrics, features=e[0].detach().float())
 
-    def make_collator(self, cfg: Config) -> Callable:
-        return ViewCollator()
-
-    def train_transform(self, cfg: Config) -> Callable:
+    def data_pipeline(self, cfg: Config) -> DataPipeline:
+        """V_g global and V_l local crops of every image, batched view by view."""
         info, v = dataset_info(cfg.data), cfg.views  # info.mean/std include the config's overrides
-        return multiview_transform(v.num_global, v.num_local, view_size(cfg, "global"), view_size(cfg, "local"),
-                                   v.global_scale, v.local_scale, cfg.data.train_transforms, info.mean, info.std)
+        views = multiview_transform(v.num_global, v.num_local, view_size(cfg, "global"), view_size(cfg, "local"),
+                                    v.global_scale, v.local_scale, cfg.data.train_transforms, info.mean, info.std)
+        return DataPipeline(ViewCollator(), views)
+
+    def batch_size(self, batch: dict[str, Any]) -> int:
+        return batch["views"][0].shape[0]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.encoder.embed_dim
 
 
 def view_size(cfg: Config, kind: str) -> int:
@@ -88,7 +95,12 @@ def view_size(cfg: Config, kind: str) -> int:
     return v.local_size or max(m.patch_size, round(m.img_size * 7 / 16 / m.patch_size) * m.patch_size)
 
 
-@register_method("lejepa")
+def check_lejepa(cfg: Config) -> None:
+    if cfg.views.num_global < 1:
+        raise ConfigError(f"views.num_global={cfg.views.num_global} must be at least 1 for lejepa")
+
+
+@register_method("lejepa", check=check_lejepa)
 def build_lejepa(cfg: Config, total_steps: int) -> LeJEPA:
     encoder = build_encoder(cfg)
     m, s = cfg.model, cfg.sigreg

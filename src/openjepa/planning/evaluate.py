@@ -14,6 +14,8 @@ from openjepa.config.load import load_config_overrides
 from openjepa.errors import ConfigError
 from openjepa.config.schema import Config, PlanConfig
 from openjepa.engine.precision import resolve_device
+from openjepa.engine.runs import load_run
+from openjepa.eval.registry import register_evaluation
 from openjepa.methods.acjepa import ACJEPA, build_acjepa
 from openjepa.planning.cem import CEM
 from openjepa.envs import Env, make_env
@@ -103,7 +105,7 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> str:
 def probe_positions(method: ACJEPA, cfg: Config, device: torch.device) -> list[dict[str, Any]]:
     """The position probe on the run's trajectories: train episodes fit it, held-out episodes score it;
     rows for the world model's latent, its encoder's pooled tokens, and a random-init world model."""
-    from openjepa.data.registry import trajectory_root
+    from openjepa.data.trajectories import trajectory_root
     from openjepa.data.trajectories import TrajectoryDataset
     from openjepa.eval.position import position_probe
 
@@ -130,6 +132,7 @@ def _frames(ds: Any, limit: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]
     return torch.stack([it["obs"][0] for it in items]), torch.stack([it["states"][0] for it in items])
 
 
+@register_evaluation("world_model")
 def evaluate_world_model(method: ACJEPA, cfg: Config, device: torch.device, run_dir: Any, step: int) -> dict[str, Any]:
     """End of a world-model run: the position probe and ``plan.episodes_at_end`` episodes; world_eval.json."""
     method.eval()
@@ -150,8 +153,6 @@ def plan_checkpoint(path: str | Path, overrides: Sequence[str] = (), env: str | 
                     episodes: int | None = None, device: str | None = None, baselines: bool = True,
                     out: str | Path | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """``openjepa plan``: load a world-model run or checkpoint, plan, print and save the table and picture."""
-    from openjepa.eval.frozen import load_run
-
     cfg, method, run_dir, step = load_run(path)
     if not isinstance(method, ACJEPA):
         raise ConfigError(f"{path} holds a {cfg.train.method!r} run; planning needs a world model "

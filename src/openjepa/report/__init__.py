@@ -21,7 +21,7 @@ from openjepa.config import ConfigError, load_config, to_yaml
 from openjepa.config.schema import Config
 from openjepa.data import dataset_info
 from openjepa.engine.precision import resolve_device
-from openjepa.eval.frozen import load_run
+from openjepa.engine.runs import load_run
 from openjepa.methods import JEPAMethod
 from openjepa.report.html import Section, alert, esc, note, page
 from openjepa.report.runfiles import RunFileError, read_json
