@@ -1,7 +1,7 @@
 #!/bin/bash
 # Multi-node openjepa training under SLURM: one torchrun per node, each starting one process per GPU.
 #
-#   sbatch --nodes=4 scripts/slurm_train.sh configs/ijepa/vit_h14_in1k.yaml data.root=/data/imagenet/train
+#   sbatch --nodes=4 scripts/slurm_train.sh ijepa/vit_h14_in1k data.root=/data/imagenet/train
 #
 # Edit the #SBATCH lines for your cluster (partition, account, time). Resume after a preemption or
 # a crash with the same command plus --resume (SLURM's --requeue does this for you with RESUME=1).

@@ -52,6 +52,36 @@ def test_malformed_yaml_and_override(tmp_path):
         load_config("no/such/config")
 
 
+def test_unknown_config_name_suggests_the_closest_shipped_one(tmp_path, monkeypatch):
+    from openjepa.config.load import resolve_config_path
+
+    monkeypatch.chdir(tmp_path)  # no ./configs/ here: only the shipped configs
+    shipped = ", ".join(available_configs())
+    for typed in ("ijepa/fashion_mnst", "configs/ijepa/fashion_mnist.yaml"):  # a typo; the pre-package path
+        with pytest.raises(ConfigError) as e:
+            resolve_config_path(typed)
+        assert str(e.value) == (f"config {typed!r} not found (did you mean 'ijepa/fashion_mnist'?); "
+                                f"shipped configs: {shipped}")
+    with pytest.raises(ConfigError) as e:
+        resolve_config_path("zzzz")
+    assert str(e.value) == f"config 'zzzz' not found; shipped configs: {shipped}"
+
+
+def test_shipped_configs_live_in_the_package_and_a_local_one_wins(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import openjepa
+    from openjepa.config.load import resolve_config_path
+
+    monkeypatch.chdir(tmp_path)
+    package_configs = Path(openjepa.__file__).resolve().parent / "configs"
+    assert resolve_config_path("ijepa/fashion_mnist") == package_configs / "ijepa" / "fashion_mnist.yaml"
+    (tmp_path / "configs" / "ijepa").mkdir(parents=True)
+    (tmp_path / "configs" / "ijepa" / "fashion_mnist.yaml").write_text("run_dir: runs/mine\n")
+    assert resolve_config_path("ijepa/fashion_mnist") == tmp_path / "configs" / "ijepa" / "fashion_mnist.yaml"
+    assert load_config("ijepa/fashion_mnist").run_dir == "runs/mine"
+
+
 @pytest.mark.parametrize("name", available_configs())
 def test_shipped_configs_resolve(name):
     cfg = load_config(name)

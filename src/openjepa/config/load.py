@@ -20,26 +20,39 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from openjepa.config.schema import EVAL_PROTOCOLS, Config, choice_fields
 from openjepa.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the repo's configs/ (editable installs)
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # openjepa/configs/, shipped in the wheel
 
 
 def resolve_config_path(name: str) -> Path:
-    """A path as given, else ``configs/NAME(.yaml)`` in the working directory or the repo."""
+    """A path as given, else ``NAME(.yaml)`` under ``./configs/`` (the user's own) or the shipped configs.
+
+    An unknown name is a :class:`ConfigError` in one line, with the closest shipped name (if any) and all of them.
+    """
     candidates = [Path(name)]
     for base in (Path.cwd() / "configs", CONFIG_DIR):
         candidates += [base / name, base / f"{name}.yaml"]
     for p in candidates:
         if p.is_file():
             return p
-    names = ", ".join(available_configs()) or "none found"
-    raise ConfigError(f"config {name!r} not found (looked at {', '.join(str(c) for c in candidates)}); "
-                      f"shipped configs: {names}")
+    shipped = available_configs()
+    close = difflib.get_close_matches(_config_stem(name), shipped, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"config {name!r} not found{hint}; shipped configs: {', '.join(shipped) or 'none found'}")
+
+
+def _config_stem(name: str) -> str:
+    """``configs/ijepa/x.yaml`` or ``ijepa/x.yaml`` -> ``ijepa/x``: a path written as in a source checkout."""
+    parts = Path(name.removesuffix(".yaml")).parts
+    if "configs" in parts:
+        parts = parts[len(parts) - parts[::-1].index("configs"):]  # what follows the last configs/ folder
+    return "/".join(parts)
 
 
 def available_configs() -> list[str]:
+    """The shipped config names (``ijepa/fashion_mnist``, ...), sorted: what ``openjepa config list`` prints."""
     if not CONFIG_DIR.is_dir():
         return []
-    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+    return sorted(p.relative_to(CONFIG_DIR).with_suffix("").as_posix() for p in CONFIG_DIR.rglob("*.yaml"))
 
 
 def _valid_keys(path: str) -> list[str]:

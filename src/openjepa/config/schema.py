@@ -2,7 +2,7 @@
 
 Each field has a one-line doc in the comment beside it. The defaults are the quickstart
 (a tiny ViT pretrained with I-JEPA on the built-in ``shapes`` dataset in about two minutes on a
-laptop CPU); YAML files in ``configs/`` hold only the differences from these defaults.
+laptop CPU); YAML files in ``openjepa/configs/`` hold only the differences from these defaults.
 """
 
 from __future__ import annotations
