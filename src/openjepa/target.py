@@ -21,12 +21,24 @@ def momentum_at(step: int, total_steps: int, start: float = 0.996, end: float = 
 
 
 class EMATarget(nn.Module):
-    """A frozen copy of an encoder, updated as an exponential moving average of it."""
+    """A frozen copy of an encoder, updated as an exponential moving average of it.
+
+    The copy always runs in eval mode, whatever ``.train()`` is called on the method that holds
+    it: the teacher is a deterministic function of ξ, so stochastic depth and dropout never apply
+    to the targets (BatchNorm, if any, uses its running statistics, which are averaged like ξ).
+    """
 
     def __init__(self, online: nn.Module):
         super().__init__()
         self.encoder = copy.deepcopy(online)
         self.encoder.requires_grad_(False)
+        self.encoder.eval()
+
+    def train(self, mode: bool = True) -> "EMATarget":
+        """Record ``mode`` on this wrapper only; the teacher itself stays in eval mode."""
+        self.training = mode
+        self.encoder.eval()
+        return self
 
     def forward(self, *args, **kwargs):
         return self.encoder(*args, **kwargs)

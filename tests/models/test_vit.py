@@ -48,10 +48,10 @@ def test_other_resolution_interpolates_pos_embed():
 
 
 def test_sincos_matches_formula():
-    emb = sincos_embed(8, (1, 2, 3))  # h half then w half, each [sin, cos]
+    emb = sincos_embed(8, (1, 2, 3))  # I-JEPA: w half then h half, each [sin, cos]
     h, w = 1, 2  # token index 1*3 + 2 = 5
     omega = 1.0 / 10000 ** (torch.arange(2, dtype=torch.float64) / 2.0)
-    expect = torch.cat([torch.sin(h * omega), torch.cos(h * omega), torch.sin(w * omega), torch.cos(w * omega)])
+    expect = torch.cat([torch.sin(w * omega), torch.cos(w * omega), torch.sin(h * omega), torch.cos(h * omega)])
     torch.testing.assert_close(emb[5], expect.float())
 
 

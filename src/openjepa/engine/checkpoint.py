@@ -21,17 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from openjepa.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^step_(\d+)\.pt$")
-# What torch.load(weights_only=True) raises on truncated or random bytes (found by fuzzing: zip
-# reader errors are RuntimeError/OSError, the restricted unpickler also lets these through).
+# What torch.load(weights_only=True) raises on a file that is not a readable checkpoint (found by
+# fuzzing truncated, random and bit-flipped files and foreign pickles): the zip reader raises
+# RuntimeError, the restricted unpickler UnpicklingError (a refused global), EOFError, ValueError
+# (UnicodeDecodeError, bad ints), IndexError, KeyError and struct.error (a damaged opcode stream),
+# the file system OSError; OverflowError stands for a size field that decodes to nonsense. Bugs and
+# resource problems (TypeError, AttributeError, MemoryError, CUDA out of memory) are not in it:
+# they propagate instead of being reported as a corrupt file that an older checkpoint replaces.
 READ_ERRORS: tuple[type[BaseException], ...] = (
-    RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, KeyError, IndexError, TypeError,
-    AttributeError, OverflowError, MemoryError, struct.error)
+    RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, KeyError, IndexError, OverflowError,
+    struct.error)
+# RuntimeError subclasses that are resource problems, never a bad file.
+_NOT_READ_ERRORS: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError,)
 
 
 def _reason(e: BaseException) -> str:
@@ -60,6 +68,43 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         os.close(dir_fd)
 
 
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                     metadata: dict[str, str] | None = None) -> Path:
+    """``safetensors.torch.save_file`` to ``path`` via a temporary file + fsync + rename, like :func:`atomic_save`.
+
+    The file gets the mode a plain ``open()`` gives (0o666 & ~umask, e.g. 0644), not the 0600 of
+    the temporary file safetensors writes through: the kernel applies the umask when the temporary
+    name is first created here, and that mode is restored after safetensors has replaced it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        mode = os.fstat(fd).st_mode & 0o777  # 0o666 & ~umask, read without touching the process umask
+    finally:
+        os.close(fd)
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, mode)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync(path.parent)
+    return path
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    """fsync a file or a directory (its entries) by name."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def list_checkpoints(ckpt_dir: str | os.PathLike) -> list[Path]:
     """``step_*.pt`` files in ``ckpt_dir``, oldest step first."""
     d = Path(ckpt_dir)
@@ -84,6 +129,8 @@ def load_file(path: str | os.PathLike, map_location: str | torch.device = "cpu")
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
+    except _NOT_READ_ERRORS:
+        raise
     except READ_ERRORS as e:
         raise CheckpointError(f"cannot read checkpoint {path} (truncated, corrupt or not a checkpoint): "
                               f"{_reason(e)}") from e

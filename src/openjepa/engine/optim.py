@@ -23,9 +23,15 @@ def param_groups(model: nn.Module) -> list[dict]:
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW (Loshchilov & Hutter 2019); lr and weight decay are set every step by the trainer."""
     kwargs = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
-    if torch.cuda.is_available():
+    groups = param_groups(model)
+    if _all_on_cuda([p for g in groups for p in g["params"]]):
         kwargs["fused"] = True
-    return torch.optim.AdamW(param_groups(model), **kwargs)
+    return torch.optim.AdamW(groups, **kwargs)
+
+
+def _all_on_cuda(params: list[torch.Tensor]) -> bool:
+    """Whether the fused CUDA kernel applies: every parameter a floating CUDA tensor (not merely CUDA present)."""
+    return bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
 
 
 def set_hparams(opt: torch.optim.Optimizer, lr: float, wd: float) -> None:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
+from openjepa.engine.checkpoint import save_safetensors
 from openjepa.eval.features import Features
 
 FORMAT = "openjepa-features-v1"
@@ -89,13 +88,10 @@ def load_features(path: str | Path, key: dict[str, Any], need_tokens: bool = Fal
 
 
 def save_features(path: str | Path, feats: Features, key: dict[str, Any]) -> Path:
-    """Write ``feats`` with ``key`` to ``path`` atomically (temporary file + rename)."""
+    """Write ``feats`` with ``key`` to ``path`` atomically (temporary file + fsync + rename), mode 0o666 & ~umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"features": feats.x.contiguous(), "labels": feats.y.contiguous()}
     if feats.tokens is not None:
         tensors["tokens"] = feats.tokens.to(torch.float16).contiguous()
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT, "key": json.dumps(key, sort_keys=True)})
-    os.replace(tmp, path)
-    return path
+    return save_safetensors(tensors, path, metadata={"format": FORMAT, "key": json.dumps(key, sort_keys=True)})

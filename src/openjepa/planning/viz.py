@@ -1,4 +1,8 @@
-"""Pictures of planned episodes: the path each agent took over the rendered room, start to goal."""
+"""Pictures of planned episodes: the path each agent took over the rendered room, start to goal.
+
+Drawn on a ``matplotlib.figure.Figure`` with its own Agg canvas, not through pyplot: headless,
+and the caller's pyplot backend, rcParams and open figures are left alone (nothing is set on import).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,12 @@ import io
 import math
 from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from openjepa.envs import Env  # noqa: E402
+from openjepa.envs import Env
 
 
 def plot_trajectories(env: Env, positions: Tensor, starts: Tensor, goals: Tensor, success: Tensor, steps: Tensor,
@@ -22,7 +25,9 @@ def plot_trajectories(env: Env, positions: Tensor, starts: Tensor, goals: Tensor
     n = min(max_episodes, positions.shape[0])
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.4 * rows + (0.4 if title else 0)), squeeze=False)
+    fig = Figure(figsize=(2.4 * cols, 2.4 * rows + (0.4 if title else 0)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
     frames = env.render(starts[:n]).permute(0, 2, 3, 1).cpu().numpy()  # (n, H, W, 3)
     s, g = env.position(starts[:n]).cpu().numpy(), env.position(goals[:n]).cpu().numpy()
     for i, ax in enumerate(axes.flat):
@@ -35,7 +40,7 @@ def plot_trajectories(env: Env, positions: Tensor, starts: Tensor, goals: Tensor
         ax.plot(path[:, 0], path[:, 1], "-", color="#2ca02c" if ok else "#d62728", lw=1.5)
         ax.plot(*s[i], "o", color="white", mec="black", ms=6)
         ax.plot(*g[i], "*", color="#ffd700", mec="black", ms=11)
-        ax.add_patch(plt.Circle(tuple(g[i]), env.goal_radius, fill=False, color="#ffd700", lw=1))
+        ax.add_patch(Circle(tuple(g[i]), env.goal_radius, fill=False, color="#ffd700", lw=1))
         ax.set_xlim(0, env.size)
         ax.set_ylim(env.size, 0)
         ax.set_title(f"{'reached' if ok else 'missed'} in {int(steps[i])} steps", fontsize=8)
@@ -44,7 +49,6 @@ def plot_trajectories(env: Env, positions: Tensor, starts: Tensor, goals: Tensor
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return buf.getvalue()
 
 
