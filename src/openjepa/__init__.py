@@ -1,6 +1,15 @@
 """openjepa: Joint-Embedding Predictive Architectures in PyTorch."""
 
-from openjepa.registry import create_model, list_models
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openjepa.registry import create_model, list_models
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "create_model", "list_models", "load_pretrained"]
 
 
 def load_pretrained(path, map_location="cpu"):
@@ -10,6 +19,11 @@ def load_pretrained(path, map_location="cpu"):
     return _load(path, map_location)
 
 
-__version__ = "0.1.0"
+def __getattr__(name: str) -> Any:
+    """``create_model`` and ``list_models`` from :mod:`openjepa.registry`, imported on first use (PEP 562),
+    so that importing the package (``openjepa --version``, ``--help``) does not load torch."""
+    if name in ("create_model", "list_models"):
+        from openjepa import registry
 
-__all__ = ["__version__", "create_model", "list_models", "load_pretrained"]
+        return getattr(registry, name)
+    raise AttributeError(f"module 'openjepa' has no attribute {name!r}")
