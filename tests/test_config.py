@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from openjepa.config import ConfigError, available_configs, load_config, to_yaml
@@ -159,3 +161,57 @@ def test_config_errors_come_before_any_model_is_built(tmp_path, capsys, monkeypa
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("openjepa train: error: ") and bad[0].split("=")[0] in err[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("optim.lr=abc", "optim.lr: expected a number, got 'abc'"),
+    ("optim.lr=true", "optim.lr: expected a number, got true"),
+    ("optim.lr=[1,2]", "optim.lr: expected a number, got a list [1, 2]"),
+    ("optim.lr={a: 1}", "optim.lr: expected a number, got a mapping {'a': 1}"),
+    ("data.batch_size=1.5", "data.batch_size: expected an integer, got 1.5"),
+    ("seed=null", "seed: expected an integer, got null"),
+    ("train.progress=maybe", "train.progress: expected true or false, got 'maybe'"),
+    ("model.encoder=[a,b]", "model.encoder: expected a string, got a list ['a', 'b']"),
+    ("eval.protocols=knn", "eval.protocols: expected a list of strings, got 'knn'"),
+    ("data.mean=[1,a]", "data.mean[1]: expected a number, got 'a'"),
+    ("data.mean=abc", "data.mean: expected a list of numbers or null, got 'abc'"),
+    ("world.pretrained=[1]", "world.pretrained: expected a string or null, got a list [1]"),
+    ("world.env_kwargs=3", "world.env_kwargs: expected a mapping, got 3"),
+])
+def test_type_errors_are_plain(item, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [item])
+    assert str(e.value) == f"{expected} (in override {item!r})"
+
+
+@pytest.mark.parametrize("item, got", [("train=5", "5"), ("train=[1]", "a list [1]"), ("train=null", "null")])
+def test_section_given_a_value(item, got):
+    from openjepa.config import TrainConfig
+
+    keys = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [item])
+    assert str(e.value) == (f"train: is a section, not a value; set its keys, e.g. train.steps=300 (keys: {keys}; "
+                            f"got {got} in override {item!r})")
+
+
+def test_type_errors_in_yaml_name_the_file(tmp_path):
+    for text, expected in (("optim:\n  lr: abc\n", "optim.lr: expected a number, got 'abc'"),
+                           ("optim:\n  lr:\n    x: 1\n", "optim.lr: expected a number, got a mapping {'x': 1}")):
+        p = tmp_path / "c.yaml"
+        p.write_text(text)
+        with pytest.raises(ConfigError) as e:
+            load_config(p)
+        assert str(e.value) == f"{expected} (in {p})"
+    p.write_text("plan: cem\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value).startswith("plan: is a section, not a value; set its keys, e.g. plan.horizon=8 (keys: planner,")
+    assert str(e.value).endswith(f"got 'cem' in {p})")
+
+
+def test_unparsable_override_value():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["optim.betas=[0.9"])
+    assert str(e.value).startswith("override 'optim.betas=[0.9': cannot parse the value '[0.9': ")
+    assert "\n" not in str(e.value)

@@ -1,19 +1,15 @@
 """openjepa: Joint-Embedding Predictive Architectures in PyTorch."""
 
+from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 
-def create_model(name, **kwargs):
-    """Build the registered encoder ``name`` (see :func:`openjepa.models.create_model`)."""
-    from openjepa.models import create_model as _create
+if TYPE_CHECKING:
+    from openjepa.models import create_model, list_models
 
-    return _create(name, **kwargs)
+__version__ = "0.1.0"
 
-
-def list_models(pattern="*"):
-    """Registered encoder names matching ``pattern`` (see :func:`openjepa.models.list_models`)."""
-    from openjepa.models import list_models as _list
-
-    return _list(pattern)
+__all__ = ["__version__", "create_model", "list_models", "load_pretrained"]
 
 
 def load_pretrained(path, map_location="cpu"):
@@ -23,6 +19,11 @@ def load_pretrained(path, map_location="cpu"):
     return _load(path, map_location)
 
 
-__version__ = "0.1.0"
+def __getattr__(name: str) -> Any:
+    """``create_model`` and ``list_models`` from :mod:`openjepa.models`, imported on first use (PEP 562),
+    so that importing the package (``openjepa --version``, ``--help``) does not load torch."""
+    if name in ("create_model", "list_models"):
+        from openjepa import models
 
-__all__ = ["__version__", "create_model", "list_models", "load_pretrained"]
+        return getattr(models, name)
+    raise AttributeError(f"module 'openjepa' has no attribute {name!r}")

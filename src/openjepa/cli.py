@@ -8,9 +8,54 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import Callable, NoReturn, Sequence
 
 EPILOG = "Settings are key=value overrides of the config schema, e.g. optim.lr=1e-3 data.batch_size=256."
+CONFIG_ACTIONS = "show [NAME] [key=value ...] (print a resolved config) or list (the shipped config names)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ending with where the usage is, and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``low``, else a one-line error naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {n}")
+        return n
+
+    return parse
+
+
+def _version() -> str:
+    """The installed package's version, else ``openjepa.__version__`` (a source checkout on PYTHONPATH)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("openjepa")
+    except PackageNotFoundError:
+        from openjepa import __version__
+
+        return __version__
+
+
+def _checked_device(device: str | None) -> str | None:
+    """``--device`` checked before any checkpoint is loaded: an unknown name or a device this machine
+    lacks raises :class:`openjepa.errors.ConfigError` naming the choices."""
+    if device is not None:
+        from openjepa.engine.precision import resolve_device
+
+        resolve_device(device)
+    return device
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -32,7 +77,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         # "--protocol knn eval.knn_k=10": argparse gives the trailing override to --protocol; hand it back.
         args.overrides = [*args.overrides, *(p for p in protocols if "=" in p)]
         protocols = [p for p in protocols if "=" not in p]
-    evaluate_checkpoint(args.checkpoint, args.overrides, device=args.device, protocols=protocols)
+    evaluate_checkpoint(args.checkpoint, args.overrides, device=_checked_device(args.device), protocols=protocols)
     return 0
 
 
@@ -40,8 +85,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from openjepa.eval.embed import EmbedError, embed_checkpoint
 
     try:
-        embed_checkpoint(args.checkpoint, args.inputs, args.out, device=args.device, batch_size=args.batch_size,
-                         encoder=args.encoder, pool=args.pool, on_error=args.on_error,
+        embed_checkpoint(args.checkpoint, args.inputs, args.out, device=_checked_device(args.device),
+                         batch_size=args.batch_size, encoder=args.encoder, pool=args.pool, on_error=args.on_error,
                          num_workers=args.num_workers, progress=not args.no_progress)
     except EmbedError as e:
         print(f"openjepa embed: error: {e}", file=sys.stderr)
@@ -52,7 +97,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from openjepa.report import write_report
 
-    out = write_report(args.run_dir, out=args.out, device=args.device, max_images=args.max_images,
+    out = write_report(args.run_dir, out=args.out, device=_checked_device(args.device), max_images=args.max_images,
                        tsne=not args.no_tsne)
     print(f"report written to {out}")
     return 0
@@ -61,8 +106,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from openjepa.planning.evaluate import plan_checkpoint
 
-    plan_checkpoint(args.checkpoint, args.overrides, env=args.env, episodes=args.episodes, device=args.device,
-                    baselines=not args.no_baselines, out=args.out, progress=not args.no_progress)
+    plan_checkpoint(args.checkpoint, args.overrides, env=args.env, episodes=args.episodes,
+                    device=_checked_device(args.device), baselines=not args.no_baselines, out=args.out,
+                    progress=not args.no_progress)
     return 0
 
 
@@ -79,9 +125,13 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     import torch
 
+    from openjepa.errors import ConfigError
     from openjepa.models import create_model, list_models
 
-    for name in list_models(args.pattern):
+    names = list_models(args.pattern)
+    if not names:
+        raise ConfigError(f"no registered model matches {args.pattern!r}; models: {', '.join(list_models())}")
+    for name in names:
         if args.params:
             with torch.device("meta"):  # shapes only: no memory, no init time, even for vit_giant
                 model = create_model(name, img_size=224, patch_size=16)
@@ -95,6 +145,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     from openjepa.config import available_configs, load_config, to_yaml
 
+    if args.action is None:
+        print(f"openjepa config: error: choose an action: {CONFIG_ACTIONS}", file=sys.stderr)
+        return 2
     if args.action == "list":
         print("\n".join(available_configs()))
         return 0
@@ -105,13 +158,14 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from openjepa.config.schema import EVAL_PROTOCOLS
 
-    p = argparse.ArgumentParser(prog="openjepa", description="Joint-Embedding Predictive Architectures: "
-                                "pretrain, evaluate and inspect JEPA models.", epilog=EPILOG)
+    p = _Parser(prog="openjepa", description="Joint-Embedding Predictive Architectures: "
+                "pretrain, evaluate and inspect JEPA models.", epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"openjepa {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="pretrain a model (no config: the 2-minute CPU quickstart)", epilog=EPILOG)
     t.add_argument("config", nargs="?", help="YAML config file or shipped name (e.g. ijepa/fashion_mnist)")
-    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    t.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir (refused "
                    "when the config changes what is trained: model, data, method, optimizer, ...)")
     t.add_argument("--allow-config-change", action="store_true",
@@ -121,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="frozen-feature evaluation (linear/attentive probe, kNN, low-shot, RankMe) "
                        "of a checkpoint", epilog=EPILOG + " Features are cached in RUN/features and reused.")
     e.add_argument("checkpoint", help="run directory or checkpoint file (.pt)")
-    e.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. eval.knn_k=10 eval.baselines=false")
+    e.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="e.g. eval.knn_k=10 eval.baselines=false")
     e.add_argument("--device", default=None, help="device for evaluation (default: the run's setting)")
     e.add_argument("--protocol", nargs="+", default=None, metavar="{" + ",".join(EVAL_PROTOCOLS) + "}",
                    help="protocols to run, several allowed (default: eval.protocols, i.e. linear knn): "
@@ -137,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("checkpoint", help="run directory or checkpoint file (.pt)")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders (searched recursively)")
     b.add_argument("--out", required=True, metavar="FILE", help="output: FILE.npy or FILE.safetensors (key 'features')")
-    b.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    b.add_argument("--batch-size", type=_int_at_least(1), default=64, help="images per forward pass (default: 64)")
     b.add_argument("--device", default=None, help="device (default: the run's setting)")
     b.add_argument("--encoder", choices=["target", "context"], default=None,
                    help="which encoder (default: the run's eval.encoder)")
@@ -145,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mean: pooled (N, D) features; none: patch tokens (N, T, D) (default: mean)")
     b.add_argument("--on-error", choices=["skip", "raise"], default="skip",
                    help="unreadable image: skip it and list it in FILE.skipped.txt, or stop (default: skip)")
-    b.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes (default: 0)")
+    b.add_argument("--num-workers", type=_int_at_least(0), default=0,
+                   help="image-decoding worker processes (default: 0)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=_cmd_embed)
 
@@ -156,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir", help="run directory")
     r.add_argument("--out", default=None, metavar="FILE", help="output file (default: RUN_DIR/report.html)")
     r.add_argument("--device", default=None, help="device for the embeddings (default: the run's setting)")
-    r.add_argument("--max-images", type=int, default=1000,
+    r.add_argument("--max-images", type=_int_at_least(0), default=1000,
                    help="cap on images encoded per split (0: all; default: 1000)")
     r.add_argument("--no-tsne", action="store_true", help="PCA map only (skip t-SNE)")
     r.set_defaults(func=_cmd_report)
@@ -168,10 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--params", action="store_true", help="also print parameter counts")
     m.set_defaults(func=_cmd_models)
 
-    c = sub.add_parser("config", help="show a resolved config, or list the shipped ones", epilog=EPILOG)
-    c.add_argument("action", choices=["show", "list"], help="show NAME: print the resolved config; list: names")
+    c = sub.add_parser("config", help="show a resolved config, or list the shipped ones", epilog=EPILOG,
+                       usage="%(prog)s [-h] {show [NAME] [key=value ...] | list}")
+    c.add_argument("action", nargs="?", choices=["show", "list"], default=None,
+                   help="show NAME: print the resolved config; list: names")
     c.add_argument("name", nargs="?", default=None, help="config file or shipped name (default: the quickstart)")
-    c.add_argument("overrides", nargs="*", metavar="key=value")
+    c.add_argument("overrides", nargs="*", default=[], metavar="key=value")
     c.set_defaults(func=_cmd_config)
     return p
 
@@ -186,9 +244,11 @@ def _add_world_model_commands(sub: argparse._SubParsersAction) -> None:
                         "OUT/trajectories.png.", epilog=EPILOG + " Planner settings: plan.planner=cem|mppi, "
                         "plan.horizon, plan.samples, plan.iterations, plan.replan_every, plan.max_steps, plan.seed.")
     pl.add_argument("checkpoint", help="world-model run directory or checkpoint file (.pt)")
-    pl.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. plan.planner=mppi plan.samples=200")
+    pl.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                    help="e.g. plan.planner=mppi plan.samples=200")
     pl.add_argument("--env", default=None, help="environment (default: the one the run was trained on)")
-    pl.add_argument("--episodes", type=int, default=None, help="episodes to plan (default: plan.episodes, 100)")
+    pl.add_argument("--episodes", type=_int_at_least(1), default=None,
+                    help="episodes to plan (default: plan.episodes, 100)")
     pl.add_argument("--device", default=None, help="device (default: the run's setting)")
     pl.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN/plan)")
     pl.add_argument("--no-baselines", action="store_true", help="skip the random-action and oracle planners")

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import math
 import os
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -71,8 +72,109 @@ def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
         where = f"'{parent}'" if parent else "the top level"
         return ConfigError(f"unknown config key {key!r} in {source}{hint}; valid keys in {where}: {', '.join(valid)}")
     if isinstance(e, ValidationError):
-        return ConfigError(f"bad value for config key {key!r} in {source}: {e.msg}")
-    return ConfigError(f"invalid config in {source}: {e}")
+        expected = _expected(key)
+        if expected is not None:
+            return ConfigError(f"{key}: expected {expected}, got {_shown(getattr(e, 'value', None))} (in {source})")
+        return ConfigError(f"bad value for config key {key!r} in {source}: {_first_line(e.msg)}")
+    return ConfigError(f"invalid config in {source}: {_first_line(str(e))}")
+
+
+def _first_line(text: object) -> str:
+    """OmegaConf's message without the ``full_key: ... reference_type=...`` lines it appends."""
+    return str(text).strip().splitlines()[0] if str(text).strip() else "invalid value"
+
+
+def _field_type(key: str) -> Any:
+    """The schema's annotation of ``key`` (``optim.lr`` -> float; ``data.mean[0]`` -> float, the
+    element type), or None when ``key`` is not a schema field."""
+    base, _, index = key.partition("[")
+    cls: Any = Config
+    for part in base.split("."):
+        if not dataclasses.is_dataclass(cls) or part not in (hints := typing.get_type_hints(cls)):
+            return None
+        cls = hints[part]
+    if index:
+        args = [a for a in typing.get_args(cls) if a is not type(None)]
+        inner = args[0] if typing.get_origin(cls) is typing.Union and args else cls
+        cls = typing.get_args(inner)[0] if typing.get_origin(inner) is list and typing.get_args(inner) else Any
+    return cls
+
+
+_TYPE_NAMES = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+               str: ("a string", "strings")}
+
+
+def _describe(t: Any, plural: bool = False) -> str:
+    """A schema annotation in words: ``Optional[List[float]]`` -> "a list of numbers or null"."""
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin is typing.Union:
+        rest = [a for a in args if a is not type(None)]
+        return " or ".join([*(_describe(a, plural) for a in rest), "null"])
+    if origin is list:
+        inner = args[0] if args else Any
+        return "lists" if plural else ("a list" if inner is Any else f"a list of {_describe(inner, plural=True)}")
+    if origin is dict or t is dict:
+        return "mappings" if plural else "a mapping"
+    if t in _TYPE_NAMES:
+        return _TYPE_NAMES[t][plural]
+    return "values" if plural else "a value"
+
+
+def _expected(key: str) -> str | None:
+    """What the schema wants at ``key``, in words; None where any value goes or ``key`` is unknown."""
+    t = _field_type(key)
+    return None if t is None or t is Any or dataclasses.is_dataclass(t) else _describe(t)
+
+
+def _shown(value: Any) -> str:
+    """A user's value as they wrote it: 'abc', 1.5, true, null, a list [1, 2], a mapping {'a': 1}."""
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=False)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return f"a list {list(value)}"
+    if isinstance(value, dict):
+        return f"a mapping {value}"
+    return repr(value)
+
+
+def _check_sections(data: Any, source: str, cls: Any = Config, prefix: str = "") -> None:
+    """Reject a value where the schema has a section (``train=5``, ``train: [1]``); OmegaConf's own
+    error names no key for these. Unknown keys and wrong leaf types are left to the merge."""
+    if not isinstance(data, dict):
+        return
+    hints = typing.get_type_hints(cls)
+    for k, v in data.items():
+        t = hints.get(k)
+        if t is None or not dataclasses.is_dataclass(t):
+            continue
+        key = f"{prefix}{k}"
+        if not isinstance(v, dict):
+            keys = [f.name for f in dataclasses.fields(t)]
+            raise ConfigError(f"{key}: is a section, not a value; set its keys, e.g. {_example(key, t)} "
+                              f"(keys: {', '.join(keys)}; got {_shown(v)} in {source})")
+        _check_sections(v, source, t, f"{key}.")
+
+
+def _example(key: str, section: Any) -> str:
+    """``key.leaf=default`` for the section's first numeric field (e.g. train.steps=300), else its first field."""
+    fields = [(f.name, getattr(section(), f.name)) for f in dataclasses.fields(section)]
+    scalars = [(n, v) for n, v in fields if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    numbers = [(n, v) for n, v in scalars if not isinstance(v, str)]
+    name, value = (numbers or scalars or fields)[0]
+    return f"{key}.{name}={value}"
+
+
+def _merge(cfg: DictConfig, data: DictConfig, source: str) -> DictConfig:
+    """``cfg`` with ``data`` merged in; every error names the key (and ``source``) in one line."""
+    _check_sections(OmegaConf.to_container(data, resolve=False), source)
+    try:
+        return OmegaConf.merge(cfg, data)
+    except OmegaConfBaseException as e:
+        raise _explain(e, source) from e
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
@@ -100,10 +202,7 @@ def _merge_file(cfg: DictConfig, path: str | os.PathLike | None) -> DictConfig:
             raise ConfigError(f"cannot parse config file {p}: {e}") from e
         if not OmegaConf.is_dict(data):
             raise ConfigError(f"config file {p} must hold a mapping of keys, not {type(data).__name__}")
-        try:
-            cfg = OmegaConf.merge(cfg, data)
-        except OmegaConfBaseException as e:
-            raise _explain(e, str(p)) from e
+        cfg = _merge(cfg, data, str(p))
     return cfg
 
 
@@ -111,10 +210,16 @@ def _finish(cfg: DictConfig, overrides: Sequence[str]) -> Config:
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=1e-3)")
+        source = f"override {item!r}"
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+            data = OmegaConf.from_dotlist([item])
+        except yaml.YAMLError as e:  # the value is parsed as YAML: "model.encoder=[unclosed"
+            value = item.split("=", 1)[1]
+            raise ConfigError(f"{source}: cannot parse the value {value!r}: "
+                              f"{getattr(e, 'problem', None) or _first_line(e)}") from e
         except OmegaConfBaseException as e:
-            raise _explain(e, f"override {item!r}") from e
+            raise _explain(e, source) from e
+        cfg = _merge(cfg, data, source)
     obj = OmegaConf.to_object(cfg)
     validate(obj)
     return obj
