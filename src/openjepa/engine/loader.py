@@ -8,6 +8,7 @@ sees exactly the batches an uninterrupted one would, with any number of workers 
 
 from __future__ import annotations
 
+import copy
 from typing import Iterator
 
 import torch
@@ -63,17 +64,15 @@ class StepTagged(Dataset):
     def __getitems__(self, keys: list[tuple[int, int, int]]) -> list:
         """A batch of items; the caller's RNG state is saved once and restored afterwards.
 
-        Datasets that render whole batches (``__getitems__``, e.g. ``shapes``) are called once,
-        seeded by (step, first position): still a pure function of the step (resume stays exact),
-        but their random augmentations then depend on how the global batch is split over ranks.
+        Datasets that render whole batches (``__getitems__``, e.g. ``shapes``) render once without
+        their ``transform``, which then runs per item under that item's seed, so augmentations (the
+        views of LeJEPA included) do not depend on how the global batch is split over ranks. One
+        without a ``transform`` attribute is called once, seeded by (step, first position).
         """
         state = torch.get_rng_state()
         try:
             if hasattr(self.dataset, "__getitems__"):
-                step, pos, _ = keys[0]
-                torch.default_generator.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
-                items = self.dataset.__getitems__([i for _, _, i in keys])
-                return [(x, y, s, p) for (x, y), (s, p, _) in zip(items, keys)]
+                return self._batch_rendered(keys)
             out = []
             for step, pos, index in keys:
                 torch.default_generator.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
@@ -82,6 +81,23 @@ class StepTagged(Dataset):
             return out
         finally:
             torch.set_rng_state(state)
+
+    def _batch_rendered(self, keys: list[tuple[int, int, int]]) -> list:
+        tf = getattr(self.dataset, "transform", None)
+        raw = self.dataset
+        if tf is not None:
+            raw = copy.copy(self.dataset)
+            raw.transform = None  # type: ignore[attr-defined]
+        step, pos, _ = keys[0]
+        torch.default_generator.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
+        items = raw.__getitems__([i for _, _, i in keys])
+        out = []
+        for (x, y), (s, p, _) in zip(items, keys):
+            if tf is not None:
+                torch.default_generator.manual_seed(sample_seed(self.seed, s, 0, p, "augment"))
+                x = tf(x)
+            out.append((x, y, s, p))
+        return out
 
 
 def step_loader(dataset: Dataset, collate, *, global_batch: int, seed: int, start: int, total: int, rank: int,

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from openjepa.config.schema import Config
+from openjepa.layers.norm import GlobalBatchNorm1d
 from openjepa.masks.base import unzip_step_batch
 from openjepa.errors import ConfigError
 from openjepa.methods.base import DataPipeline, SingleEncoderMethod, StepOutput, register_method
@@ -114,14 +115,15 @@ class LatentHead(nn.Module):
     Frames of one scene differ in a few pixels (the agent), so pooled encoder tokens start nearly
     identical; batch normalisation spreads them to unit variance per dimension from the first step,
     where SIGReg's gradient is strong (near collapse the Epps-Pulley statistic is flat and a plain
-    linear head stays collapsed).
+    linear head stays collapsed). The statistics are those of the global batch (:class:`GlobalBatchNorm1d`),
+    the batch SIGReg sees, so training does not depend on the number of ranks.
     """
 
     def __init__(self, dim: int, out: int, hidden: int | None = None):
         super().__init__()
         hidden = hidden or 2 * out
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out),
-                                 nn.BatchNorm1d(out))
+        self.net = nn.Sequential(nn.Linear(dim, hidden), GlobalBatchNorm1d(hidden), nn.GELU(),
+                                 nn.Linear(hidden, out), GlobalBatchNorm1d(out))
 
     def forward(self, tokens: Tensor) -> Tensor:
         return self.net(tokens.flatten(0, -2)).unflatten(0, tokens.shape[:-1])  # (..., D) -> (..., L)

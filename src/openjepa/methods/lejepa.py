@@ -23,6 +23,7 @@ from openjepa.config.schema import Config
 from openjepa.data.registry import dataset_info
 from openjepa.data.views import ViewCollator, multiview_transform
 from openjepa.errors import ConfigError
+from openjepa.layers.norm import GlobalBatchNorm1d
 from openjepa.methods.base import DataPipeline, SingleEncoderMethod, StepOutput, register_method
 from openjepa.methods.ijepa import build_encoder
 from openjepa.models import VisionTransformer
@@ -31,9 +32,13 @@ from openjepa.objectives.sigreg import SIGReg
 
 
 def projector(dim: int, hidden: int, out: int) -> nn.Sequential:
-    """The 3-layer MLP projector (Linear-BN-GELU twice, then Linear), as in the LeJEPA scripts."""
-    return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
-                         nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out))
+    """The 3-layer MLP projector (Linear-BN-GELU twice, then Linear), as in the LeJEPA scripts.
+
+    Its BatchNorms normalise over the global batch (:class:`GlobalBatchNorm1d`), the batch SIGReg
+    sees, so the loss does not depend on the number of ranks.
+    """
+    return nn.Sequential(nn.Linear(dim, hidden), GlobalBatchNorm1d(hidden), nn.GELU(),
+                         nn.Linear(hidden, hidden), GlobalBatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out))
 
 
 class LeJEPA(SingleEncoderMethod):
