@@ -2,6 +2,7 @@ import dataclasses
 
 import pytest
 
+from openjepa.methods import check_config
 from openjepa.config import ConfigError, available_configs, load_config, to_yaml
 
 
@@ -32,8 +33,8 @@ def test_wrong_type_named():
 def test_bad_choice_lists_choices():
     with pytest.raises(ConfigError, match="multiblock, random"):
         load_config(None, ["mask.sampler=blocks"])
-    with pytest.raises(ConfigError, match="did you mean 'vit_small'"):
-        load_config(None, ["model.encoder=vit_smal"])
+    with pytest.raises(ConfigError, match="did you mean 'vit_small'"):  # registries are checked above config
+        check_config(load_config(None, ["model.encoder=vit_smal"]))
 
 
 def test_impossible_settings():
@@ -118,7 +119,7 @@ def test_paper_recipe():
 ])
 def test_wrong_types_and_impossible_values_named(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        load_config(None, [override])
+        check_config(load_config(None, [override]))
 
 
 def test_wrong_types_in_yaml_named(tmp_path):

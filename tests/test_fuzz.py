@@ -96,7 +96,7 @@ def test_fuzzed_images_are_skipped_or_named(tmp_path, seed):
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory) -> Path:
-    from openjepa.engine.trainer import train
+    from openjepa.report.pipeline import train_and_evaluate as train
 
     run = tmp_path_factory.mktemp("fuzz") / "run"
     train(load_config(None, tiny(run, "train.steps=1", "eval.at_end=false", "monitor.every=0")))

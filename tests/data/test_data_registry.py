@@ -4,21 +4,25 @@ import pytest
 import torch
 
 from openjepa.config.schema import DataConfig
+from openjepa.errors import ConfigError
 from openjepa.data import DATASETS, build_dataset, dataset_info, eval_view, raw_pixels
 
 
 def test_unknown_dataset():
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(ConfigError) as e:
         dataset_info(DataConfig(name="x"))
-    assert str(e.value) == "unknown dataset 'x'; choose one of: shapes, digits, fashion_mnist, folder, trajectories"
-    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+    assert str(e.value) == ("data.name='x' is not a registered dataset; "
+                            "choose one of: digits, fashion_mnist, folder, shapes, trajectories")
+    with pytest.raises(ConfigError, match=r"data.name='imagenet' is not a registered dataset"):
         build_dataset(DataConfig(name="imagenet"), "train", 32)
     with pytest.raises(ValueError, match="split"):
         build_dataset(DataConfig(), "validation", 32)
 
 
 def test_known_defaults():
-    assert DATASETS == ("shapes", "digits", "fashion_mnist", "folder", "trajectories")
+    assert DATASETS.names() == ["digits", "fashion_mnist", "folder", "shapes", "trajectories"]
+    assert {n: DATASETS.get(n).info.kind for n in DATASETS} == {
+        "digits": "image", "fashion_mnist": "image", "folder": "image", "shapes": "image", "trajectories": "trajectory"}
     got = {n: dataset_info(DataConfig(name=n)) for n in ("shapes", "digits", "fashion_mnist")}
     assert (got["shapes"].in_chans, got["shapes"].default_img_size, got["shapes"].num_classes) == (3, 32, 10)
     assert (got["digits"].in_chans, got["digits"].default_img_size, got["digits"].num_classes) == (1, 16, 10)

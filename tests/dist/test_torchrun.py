@@ -22,7 +22,7 @@ import torch
 from openjepa.config import load_config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine.logging import read_jsonl
-from openjepa.engine.trainer import train
+from openjepa.report.pipeline import train_and_evaluate as train
 from openjepa.engine.runs import load_run
 from openjepa.planning.collect import collect
 from tests.tiny import tiny

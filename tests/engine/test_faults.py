@@ -12,7 +12,7 @@ from openjepa.cli import main
 from openjepa.config import load_config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine.faults import SpikeGuard
-from openjepa.engine.trainer import train
+from openjepa.report.pipeline import train_and_evaluate as train
 from openjepa.methods.ijepa import IJEPA
 from tests.tiny import tiny
 
@@ -197,8 +197,12 @@ def test_resume_with_a_changed_architecture_is_a_clean_error(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *tiny(run, "train.steps=1", "eval.at_end=false", "monitor.every=0")]) == 0
     capsys.readouterr()
-    assert main(["train", *tiny(run, "train.steps=2", "eval.at_end=false", "monitor.every=0",
-                                "model.predictor_depth=2"), "--resume"]) == 2
+    changed = tiny(run, "train.steps=2", "eval.at_end=false", "monitor.every=0", "model.predictor_depth=2")
+    assert main(["train", *changed, "--resume"]) == 2  # refused by the config comparison, by key
+    err = capsys.readouterr().err
+    assert "--resume: the config differs from the run's" in err and "model.predictor_depth: 1 -> 2" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["train", *changed, "--resume", "--allow-config-change"]) == 2  # then by the checkpoint's keys
     err = capsys.readouterr().err
     assert "openjepa train: error: method does not match the checkpoint; missing keys" in err
     assert "predictor.predictor_blocks.1." in err and "Traceback" not in err

@@ -10,7 +10,7 @@ from openjepa.config import load_config
 from openjepa.config.schema import Config
 from openjepa.engine.compile import compile_blocks
 from openjepa.engine.precision import autocast
-from openjepa.engine.trainer import train
+from openjepa.report.pipeline import train_and_evaluate as train
 from openjepa.masks import build_mask_sampler
 from openjepa.methods import build_method
 from tests.tiny import tiny

@@ -77,7 +77,7 @@ def test_monitor_state_round_trips():
 
 def _run(run_dir, *extra):
     from openjepa.config import load_config
-    from openjepa.engine.trainer import train
+    from openjepa.report.pipeline import train_and_evaluate as train
     from tests.tiny import tiny
 
     return train(load_config(None, tiny(run_dir, "train.steps=60", "eval.at_end=false", "monitor.every=10",

@@ -5,7 +5,7 @@ import torch
 
 from openjepa.config import load_config
 from openjepa.engine import checkpoint as ckpt
-from openjepa.engine.trainer import train
+from openjepa.report.pipeline import train_and_evaluate as train
 from openjepa.methods.ijepa import IJEPA
 from tests.tiny import tiny
 

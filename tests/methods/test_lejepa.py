@@ -6,7 +6,8 @@ import torch
 from openjepa.config import ConfigError, load_config
 from openjepa.config.schema import Config
 from openjepa.data.views import ViewCollator, multiview_transform
-from openjepa.engine.trainer import train
+from openjepa.methods import check_config
+from openjepa.report.pipeline import train_and_evaluate as train
 from openjepa.methods import build_method
 from openjepa.methods.lejepa import view_size
 from openjepa.objectives.combine import combine
@@ -98,7 +99,7 @@ def test_online_target_sigreg_input_is_pooled_or_every_token(on):
 
 def test_online_target_without_sigreg_is_a_config_error():
     with pytest.raises(ConfigError, match="sigreg.weight"):
-        load_config(None, ["train.target=online"])
+        check_config(load_config(None, ["train.target=online"]))
     with pytest.raises(ConfigError, match="sigreg.combine"):
         load_config(None, ["sigreg.combine=sum"])
 

@@ -8,7 +8,8 @@ import torch
 
 from openjepa.cli import main
 from openjepa.config import ConfigError, load_config
-from openjepa.engine.trainer import prepare, train
+from openjepa.engine.trainer import load_pretrained_parts, prepare
+from openjepa.report.pipeline import train_and_evaluate as train
 from openjepa.eval.position import position_probe, regression_scores, ridge_fit, ridge_predict
 from openjepa.methods import build_method
 from openjepa.methods.acjepa import TrajectoryCollator
@@ -90,7 +91,7 @@ def test_world_config_filled_from_the_collection(data_dir, tmp_path):
 ])
 def test_config_errors_name_the_key(data_dir, tmp_path, bad, match):
     with pytest.raises(ConfigError, match=match):
-        tiny_cfg(data_dir, tmp_path, *bad)
+        prepare(tiny_cfg(data_dir, tmp_path, *bad))
 
 
 def _batch(data_dir, tmp_path, n=4):
@@ -105,8 +106,9 @@ def _batch(data_dir, tmp_path, n=4):
 def test_collator_and_training_step(data_dir, tmp_path):
     cfg, batch = _batch(data_dir, tmp_path)
     assert batch["obs"].shape == (4, 3, 3, 32, 32) and batch["actions"].shape == (4, 2, 4)
-    assert batch["step"] == 5 and (batch["y"] == -1).all()
+    assert batch["step"] == 5 and set(batch) == {"obs", "actions", "states", "step"}  # nothing invented
     method = build_method(cfg, 10)
+    assert method.batch_size(batch) == 4 and method.evaluation == "world_model"
     out = method.training_step(batch, 0)
     assert out.loss.requires_grad and {"teacher_forcing", "rollout", "sigreg", "loss"} <= set(out.metrics)
     out.loss.backward()
@@ -122,7 +124,8 @@ def test_frozen_encoder_loads_pretrained_and_stays_fixed(data_dir, tmp_path):
     cfg, batch = _batch(data_dir, tmp_path)
     cfg.world.encoder, cfg.world.pretrained = "frozen", str(pre)
     method = build_method(cfg, 10)
-    method.setup_training(cfg)
+    assert method.pretrained_sources(cfg) == {"encoder": str(pre)}
+    load_pretrained_parts(method, cfg)  # what the engine does at the start of a fresh run
     from openjepa import load_pretrained
 
     ref = load_pretrained(pre).state_dict()
@@ -138,8 +141,8 @@ def test_frozen_encoder_loads_pretrained_and_stays_fixed(data_dir, tmp_path):
     cfg.model.patch_size = 4  # another architecture: the load names the mismatch
     from openjepa.engine.checkpoint import CheckpointError
 
-    with pytest.raises((CheckpointError, RuntimeError, ValueError), match="pos_embed|patch_embed|world.pretrained"):
-        build_method(cfg, 10).setup_training(cfg)
+    with pytest.raises(CheckpointError, match="pos_embed|patch_embed"):
+        load_pretrained_parts(build_method(cfg, 10), cfg)
 
 
 def test_latent_world_model_rollout_matches_the_predictor(data_dir, tmp_path):

@@ -145,8 +145,6 @@ def build_dataset(cfg: "DataConfig", split: str, img_size: int, seed: int = 0, t
 def prepare_config(cfg: "Config") -> None:
     """Fill what the dataset determines into ``cfg`` (input channels; the dataset's own ``prepare``)."""
     spec = dataset_spec(cfg.data.name)
-    if spec.check is not None:
-        spec.check(cfg)
     cfg.model.in_chans = dataset_info(cfg.data).in_chans
     if spec.prepare is not None:
         spec.prepare(cfg)

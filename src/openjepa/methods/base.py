@@ -151,18 +151,21 @@ def check_config(cfg: Config) -> None:
     """Everything a run's config must satisfy beyond types and ranges, before any data or model is built:
     the method, encoder and dataset are registered, the method trains on that kind of data, and the
     method's and dataset's own checks pass. Raises :class:`~openjepa.errors.ConfigError` by key."""
-    from openjepa.data.registry import dataset_spec  # importing openjepa.data registers the datasets
+    from openjepa.data.registry import DATASETS, dataset_spec  # importing openjepa.data registers the datasets
     from openjepa.models import create_model  # noqa: F401  (importing openjepa.models registers the encoders)
 
     spec = METHODS.get(cfg.train.method)
     MODELS.get(cfg.model.encoder)
     data = dataset_spec(cfg.data.name)
     if data.info.kind not in spec.data_kinds:
+        fits = [n for n in DATASETS if DATASETS.get(n).info.kind in spec.data_kinds]
         raise ConfigError(f"train.method={cfg.train.method} trains on {' or '.join(spec.data_kinds)} data, but "
-                          f"data.name={cfg.data.name} holds {data.info.kind} data; choose a matching pair")
+                          f"data.name={cfg.data.name} holds {data.info.kind} data; choose data.name from: "
+                          f"{', '.join(fits)}")
     check_encoder_choice(cfg.eval.encoder)
-    if spec.check is not None:
-        spec.check(cfg)
+    for check in (spec.check, data.check):
+        if check is not None:
+            check(cfg)
 
 
 def build_method(cfg: Config, total_steps: int) -> JEPAMethod:
