@@ -24,7 +24,7 @@ def test_train_then_eval(tmp_path, capsys):
     assert main(["eval", str(run), "eval.baselines=false", "eval.encoder=context"]) == 0
     assert "ijepa (context encoder)" in capsys.readouterr().out
     assert (run / "eval.json").read_text() == first  # the training-time table is kept
-    assert json.loads((run / "eval_step00000004_context.json").read_text())["rows"][0]["dim"] == 96
+    assert json.loads((run / "eval_step00000004_context_knn-linear.json").read_text())["rows"][0]["dim"] == 96
 
 
 def test_bad_key_exit_code_and_message(tmp_path, capsys):
@@ -78,7 +78,7 @@ def test_eval_protocols_attentive_lowshot_end_to_end(tmp_path, capsys):
     assert [c.strip() for c in header.split("|")] == ["features", "dim", "attentive", "1-shot", "5-shot", "1%",
                                                       "10%", "RankMe"]
     assert " ± " in out
-    doc = json.loads((run / "eval_step00000002_target.json").read_text())
+    doc = json.loads((run / "eval_step00000002_target_attentive-lowshot.json").read_text())
     assert doc["protocols"] == ["attentive", "lowshot"] and doc["step"] == 2
     row = doc["rows"][0]
     assert 0.0 <= row["attentive"] <= 1.0 and "linear" not in row

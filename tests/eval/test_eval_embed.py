@@ -121,3 +121,16 @@ def test_grey_run_reads_images_as_grey(tmp_path, images):
     assert cfg.model.in_chans == 1
     emb = embed_images(method, cfg, list_images([images]), progress=False)
     assert emb.features.shape == (6, 96) and torch.isfinite(emb.features).all()
+
+
+def test_batch_size_defaults_to_eval_batch_size(run, images):
+    cfg, method, _, _ = load_run(run)
+    cfg.eval.batch_size = 4
+    sizes = []
+    encode = method.encode
+    method.encode = lambda x, which: sizes.append(x.shape[0]) or encode(x, which)
+    embed_images(method, cfg, list_images([images]), progress=False)
+    assert sizes == [4, 2]  # six images, eval.batch_size=4 per forward pass
+    sizes.clear()
+    embed_images(method, cfg, list_images([images]), batch_size=5, progress=False)
+    assert sizes == [5, 1]

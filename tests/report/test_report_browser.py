@@ -34,10 +34,10 @@ pytestmark = pytest.mark.skipif(check.find_chromium() is None, reason="chromium 
 def test_report_renders_in_chromium(tmp_path):
     run = tmp_path / "run"
     assert main(["train", *tiny(run, "train.steps=3")]) == 0
-    report = write_report(run, tsne=False)
+    report = write_report(run, tsne=False)  # curves, masks, map, retrieval and the probe bars (eval.json)
     res = check.check_report(report, tmp_path / "shot.png")
     assert res.ok, res.problems
-    assert res.images == res.decoded == 4 and res.screenshot.is_file()
+    assert res.images == res.decoded == 5 and res.screenshot.is_file()
     thumb = check.thumbnail(res.screenshot, tmp_path / "thumb.png", width=300)
     assert thumb.stat().st_size < 300_000
 

@@ -48,10 +48,11 @@ def test_all_sections(run, tmp_path):
     assert _h2(html) == HEADINGS
     alts = _imgs(html)
     assert alts == ["training curves: loss, lr, ema, probe_acc, rankme, rank_centred, spread, pred_std, target_std",
-                    "context and target masks", "embedding map", "nearest-neighbour retrieval"]
+                    "context and target masks", "embedding map", "nearest-neighbour retrieval",
+                    "probe accuracies (eval_step00000004_context.json)", "probe accuracies (eval.json)"]
     assert html.count("<img") == len(alts)
     assert 'class="alert bad"' in html and "RankMe fell to 1.2 &lt;b&gt;" in html  # prominent, escaped
-    assert "<h3>eval.json</h3>" in html and "<h3>eval_step00000004_context.json</h3>" in html
+    assert re.findall(r"<h3>(.*?)</h3>", html) == ["eval_step00000004_context.json", "eval.json"]  # newest first
     assert "ijepa (target encoder)" in html and "%" in html  # accuracies as percentages
     assert "Not logged" not in html and "t-SNE" in html and "multiblock" in html
     assert "run_dir:" in html  # config.yaml
@@ -64,7 +65,7 @@ def test_without_monitoring_keys_and_summary(run, tmp_path, capsys):
     assert main(["report", str(run), "--out", str(out), "--no-tsne", "--device", "cpu"]) == 0
     assert str(out) in capsys.readouterr().out
     html = out.read_text()
-    assert _h2(html) == HEADINGS and len(_imgs(html)) == 4
+    assert _h2(html) == HEADINGS and len(_imgs(html)) == 5  # curves, masks, map, retrieval, probe bars
     assert _imgs(html)[0] == "training curves: loss, lr, ema, pred_std, target_std"
     assert "Not logged by this run: probe_acc, rankme, rank_centred, spread." in html
     assert "alert" not in html.split("<nav>")[0].split("<h1>")[1] and "t-SNE" not in html
@@ -111,3 +112,67 @@ def test_tsne_needs_sklearn(monkeypatch):
     assert tsne_2d(x, 0).shape == (40, 2)
     monkeypatch.setitem(sys.modules, "sklearn.manifold", None)  # import fails: PCA only
     assert tsne_2d(x, 0) is None
+
+
+def _doc(rows, protocols=("linear", "knn", "attentive", "lowshot")):
+    return json.dumps({"dataset": "shapes", "step": 4, "encoder": "target", "protocols": list(protocols),
+                       "rows": rows})
+
+
+def _row(name, linear, rankme):
+    return {"name": name, "dim": 96, "linear": linear, "knn": linear - 0.05, "attentive": linear + 0.05,
+            "rankme": rankme, "feature_std": 0.3, "n_train": 192, "n_test": 96, "best_lr": 1e-3, "best_wd": 0.0,
+            "lowshot": {"1-shot": {"mean": linear - 0.2, "std": 0.031, "accuracies": [0.1, 0.2, 0.3],
+                                   "n_labelled": 4}}}
+
+
+def _banner(html):
+    return html.split("<nav>")[0]
+
+
+def test_probe_tables_collapse_banner_both_ways(run, tmp_path):
+    run = shutil.copytree(run, tmp_path / "run")
+    (run / "summary.json").write_text(json.dumps({"steps": 4, "collapse_warning": None}))  # the monitor was quiet
+    collapsed = [_row("ijepa (target encoder)", 0.62, 2.0), _row("random-init encoder", 0.30, 7.0),
+                 _row("raw pixels", 0.40, 60.0)]
+    (run / "eval.json").write_text(_doc(collapsed))
+    html = write_report(run, tsne=False).read_text()
+    banner = _banner(html)
+    assert 'class="alert bad"' in banner and "Looks collapsed: RankMe of the trained encoder (2.0) is at or below " \
+        "the random-init encoder&#x27;s (7.0) in eval.json" in banner
+    assert "No collapse" not in html and 'class="alert good"' not in html
+    # The table as printed: top-1 ± binomial standard error on the 96 test images, low-shot mean ± std.
+    se = 100 * np.sqrt(0.62 * 0.38 / 96)
+    assert f"<td>62.0 ± {se:.1f}%</td>" in html and "<td>42.0 ± 3.1%</td>" in html and "<td>67.0 ± " in html
+    assert "&#x27;mean&#x27;" not in html and "{" not in html.split('id="probes"')[1].split("</section>")[0]
+    assert "ijepa beats random-init encoder by +32.0 points (linear)" in html
+    assert "ijepa beats raw pixels by +22.0 points (linear)" in html  # 2 s.e. of the difference: 14.1 points
+    assert "mean ± std over 3 label subsets" in html
+
+    healthy = [_row("ijepa (target encoder)", 0.62, 12.0), _row("random-init encoder", 0.30, 7.0),
+               _row("raw pixels", 0.60, 60.0)]
+    (run / "eval.json").write_text(_doc(healthy))
+    html = write_report(run, tsne=False).read_text()
+    banner = _banner(html)
+    assert 'class="alert good"' in banner and "No collapse detected: the training monitor raised no warning; " \
+        "RankMe 12.0 above the random-init encoder&#x27;s 7.0 (eval.json); nearest-neighbour cosine " \
+        "similarities down to 0." in banner
+    assert "alert bad" not in html
+    assert "ijepa is level with raw pixels (linear: +2.0 points, within 2 standard errors" in html
+
+
+def test_two_evals_with_other_protocols_are_both_kept_and_shown(run, tmp_path):
+    import os
+
+    from openjepa.eval.frozen import evaluate_checkpoint
+
+    run = shutil.copytree(run, tmp_path / "run")
+    evaluate_checkpoint(run, ["eval.probe_epochs=2"], protocols=["knn"])
+    evaluate_checkpoint(run, ["eval.probe_epochs=2"], protocols=["linear", "knn"])
+    first, second = run / "eval_step00000004_target_knn.json", run / "eval_step00000004_target_knn-linear.json"
+    assert json.loads(first.read_text())["protocols"] == ["knn"]
+    assert json.loads(second.read_text())["protocols"] == ["linear", "knn"]
+    os.utime(first, ns=(2 * 10**18, 2 * 10**18))  # the knn-only one is now the newest
+    html = write_report(run, tsne=False).read_text()
+    assert re.findall(r"<h3>(.*?)</h3>", html) == [first.name, second.name, "eval.json"]
+    assert "protocols: knn · dataset: shapes" in html and "protocols: linear, knn · dataset: shapes" in html

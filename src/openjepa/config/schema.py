@@ -148,6 +148,8 @@ class EvalConfig:
     lowshot_seeds: int = 3  # low-shot: label subsets drawn per setting (reported as mean ± std)
     lowshot_lr: float = 1e-2  # low-shot probe lr (fixed: too few labels to hold out)
     lowshot_wd: float = 1e-3  # low-shot linear probe weight decay (fixed, as lowshot_lr)
+    batch_size: int = 256  # images per forward pass when extracting frozen features
+    precision: str = "auto"  # feature extraction: auto (bf16 on GPU, fp32 elsewhere) | fp32 | bf16
 
 
 @dataclass

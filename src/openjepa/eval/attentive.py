@@ -26,7 +26,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
+from openjepa.engine.logging import progress as progress_bar
 from openjepa.eval.linear import cosine_factor, stratified_split
 from openjepa.layers import Mlp
 
@@ -104,11 +106,12 @@ class AttentiveResult:
 
 def train_attentive(tokens: Tensor, y: Tensor, num_classes: int, *, lr: float, wd: float, epochs: int,
                     batch_size: int, seed: int, device: torch.device, num_heads: int = 4,
-                    num_queries: int = 1) -> AttentiveClassifier:
+                    num_queries: int = 1, bar: tqdm | None = None) -> AttentiveClassifier:
     """Train one probe with AdamW (decay on matrices and the queries, not on biases/norms).
 
     ``tokens`` (N, T, D) may stay on the CPU (any float dtype): each minibatch is moved to
-    ``device`` as float32. Initialisation and minibatch order are seeded by ``seed``.
+    ``device`` as float32. Initialisation and minibatch order are seeded by ``seed``. ``bar``
+    (a progress bar) advances by one per step.
     """
     n, _, d = tokens.shape
     with torch.random.fork_rng(devices=[]):
@@ -136,6 +139,8 @@ def train_attentive(tokens: Tensor, y: Tensor, num_classes: int, *, lr: float, w
             loss.backward()
             opt.step()
             step += 1
+            if bar is not None:
+                bar.update(1)
     return model.eval()
 
 
@@ -168,12 +173,15 @@ def attentive_probe(
     seed: int = 0,
     device: torch.device | str | None = None,
     num_classes: int | None = None,
+    progress: bool = False,
+    desc: str = "attentive probe",
 ) -> AttentiveResult:
     """Attentive-probe top-1 accuracy of frozen tokens (see the module docstring for the protocol).
 
     ``train_tokens`` / ``test_tokens``: (N, T, D) tokens (float16 from the cache is fine; they
     may stay on the CPU and are moved to ``device`` per minibatch; default device: the tokens').
-    With a single lr no held-out split is made (``val_accuracy`` is nan).
+    With a single lr no held-out split is made (``val_accuracy`` is nan). ``progress`` shows a
+    bar over the training steps of every lr and the retraining (steps/s and ETA) named ``desc``.
     """
     if train_tokens.ndim != 3 or test_tokens.ndim != 3:
         raise ValueError(f"tokens must be (N, T, D), got {tuple(train_tokens.shape)} and {tuple(test_tokens.shape)}")
@@ -181,14 +189,25 @@ def attentive_probe(
     train_y, test_y = train_y.long().cpu(), test_y.long().cpu()
     if num_classes is None:
         num_classes = int(max(train_y.max().item(), test_y.max().item())) + 1
-    kw = dict(wd=wd, epochs=epochs, batch_size=batch_size, seed=seed, device=device, num_heads=num_heads,
-              num_queries=num_queries)
     lrs = list(lrs)
-    best_lr, val_acc, per_lr = lrs[0], float("nan"), []
+    split = None  # (fit, val) indices when there are lrs to select from
     if len(lrs) > 1:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"selecting among {len(lrs)} lrs needs 0 < val_fraction < 1, got {val_fraction}")
-        fit, val = stratified_split(train_y, val_fraction, seed)
+        split = stratified_split(train_y, val_fraction, seed)
+    runs = [train_tokens.shape[0]] + ([] if split is None else [split[0].numel()] * len(lrs))  # images per run
+    with progress_bar(sum(epochs * math.ceil(n / batch_size) for n in runs), 0, progress, desc) as bar:
+        kw = dict(wd=wd, epochs=epochs, batch_size=batch_size, seed=seed, device=device, num_heads=num_heads,
+                  num_queries=num_queries, bar=bar)
+        return _select_and_fit(train_tokens, train_y, test_tokens, test_y, lrs, split, num_classes, kw)
+
+
+def _select_and_fit(train_tokens: Tensor, train_y: Tensor, test_tokens: Tensor, test_y: Tensor, lrs: list[float],
+                    split: tuple[Tensor, Tensor] | None, num_classes: int, kw: dict) -> AttentiveResult:
+    """:func:`attentive_probe` after the checks: pick the lr on the held-out ``split``, retrain, test."""
+    best_lr, val_acc, per_lr = lrs[0], float("nan"), []
+    if split is not None:
+        fit, val = split
         fit_t, val_t = train_tokens[fit.to(train_tokens.device)], train_tokens[val.to(train_tokens.device)]
         for lr in lrs:
             model = train_attentive(fit_t, train_y[fit], num_classes, lr=lr, **kw)
@@ -197,4 +216,4 @@ def attentive_probe(
         best_lr, val_acc = lrs[best], per_lr[best]["val_accuracy"]
     model = train_attentive(train_tokens, train_y, num_classes, lr=best_lr, **kw)
     return AttentiveResult(_accuracy(model, test_tokens, test_y), best_lr, val_acc,
-                           heads_for(train_tokens.shape[2], num_heads), per_lr)
+                           heads_for(train_tokens.shape[2], kw["num_heads"]), per_lr)

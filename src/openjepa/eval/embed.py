@@ -128,7 +128,7 @@ def embed_images(
     cfg: Config,
     paths: Sequence[str],
     device: torch.device | str = "cpu",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     encoder: str = "target",
     pool: str = "mean",
     on_error: str = "skip",
@@ -139,8 +139,10 @@ def embed_images(
 
     ``pool="mean"`` averages the tokens (N, D); ``"none"`` keeps them (N, T, D). An unreadable file
     is logged and listed in ``.skipped`` (``on_error="skip"``) or raises :class:`EmbedError`
-    naming it (``"raise"``); it is never dropped silently.
+    naming it (``"raise"``); it is never dropped silently. ``batch_size`` defaults to the run's
+    ``eval.batch_size``.
     """
+    batch_size = cfg.eval.batch_size if batch_size is None else batch_size
     if pool not in POOLS:
         raise EmbedError(f"unknown pool {pool!r}; choose one of: {', '.join(POOLS)}")
     if on_error not in ON_ERROR:
@@ -213,7 +215,7 @@ def embed_checkpoint(
     inputs: Sequence[str | os.PathLike],
     out: str | os.PathLike,
     device: str | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     encoder: str | None = None,
     pool: str = "mean",
     on_error: str = "skip",
@@ -222,7 +224,8 @@ def embed_checkpoint(
 ) -> Embeddings:
     """``openjepa embed``: load a run or checkpoint, encode ``inputs`` (folders and files), save to ``out``.
 
-    ``device`` defaults to the run's setting, ``encoder`` to its ``eval.encoder``.
+    ``device`` defaults to the run's setting, ``encoder`` to its ``eval.encoder``, ``batch_size``
+    to its ``eval.batch_size``.
     """
     out = check_output(out)
     paths = list_images(inputs)

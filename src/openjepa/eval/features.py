@@ -11,7 +11,6 @@ as float16 (half the memory; the probe computes in float32).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -19,6 +18,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+
+from openjepa.engine.precision import autocast, resolve_precision
 
 
 def _split_batch(batch: Any) -> tuple[Tensor, Tensor]:
@@ -93,35 +94,35 @@ def extract(
     keep_tokens: bool = False,
     pool: Callable[[Tensor], Tensor] = _pool,
     tokenize: Callable[[Tensor], Tensor] = _as_tokens,
+    precision: str = "auto",
+    desc: str = "features",
 ) -> Features:
     """Encode every batch of ``loader``: pooled features, labels and (``keep_tokens``) the tokens.
 
     ``encode_fn(x)`` gets ``x`` on ``device`` and returns ``z``; the pooled features are
     ``pool(z)`` (default: (B, D) kept, (B, N, D) averaged over N) and the tokens ``tokenize(z)``
-    (default: ``z`` itself, which must then be (B, N, D)). It runs under ``torch.no_grad()`` and,
-    on CUDA, bf16 autocast. Put the model in eval mode before calling. ``max_items > 0`` stops
-    after that many items (the loader's first ones).
+    (default: ``z`` itself, which must then be (B, N, D)). It runs under ``torch.no_grad()`` and
+    the autocast of ``precision`` (``eval.precision``: auto = bf16 on CUDA, fp32 elsewhere; see
+    :func:`openjepa.engine.precision.resolve_precision`). Put the model in eval mode before
+    calling. ``max_items > 0`` stops after that many items (the loader's first ones). The
+    progress bar (``desc``, images/s and ETA) shows when ``progress``.
     """
     device = torch.device(device)
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
+    amp = resolve_precision(precision, device)
     total = _total_items(loader, max_items)
     feats: list[Tensor] = []
     labels: list[Tensor] = []
     tokens: list[Tensor] = []
     seen = 0
     with torch.no_grad(), tqdm(
-        total=total, disable=not progress, unit="img", desc="features", dynamic_ncols=True
+        total=total, disable=not progress, unit="img", desc=desc, dynamic_ncols=True
     ) as bar:
         for batch in loader:
             x, y = _split_batch(batch)
             if max_items > 0:
                 take = min(x.shape[0], max_items - seen)
                 x, y = x[:take], y[:take]
-            with autocast:
+            with autocast(amp, device):
                 z = encode_fn(x.to(device, non_blocking=True))
                 pooled = pool(z)
             if pooled.shape[0] != y.shape[0]:
@@ -145,12 +146,15 @@ def extract_features(
     device: torch.device | str,
     max_items: int = 0,
     progress: bool = True,
+    precision: str = "auto",
+    desc: str = "features",
 ) -> tuple[Tensor, Tensor]:
     """Encode every batch of ``loader`` and return ``(features (N, D) float32 CPU, labels (N,) int64 CPU)``.
 
     ``encode_fn(x)`` gets ``x`` on ``device`` and returns (B, D) or (B, N, D) (pooled here).
-    It runs under ``torch.no_grad()`` and, on CUDA, bf16 autocast. Put the model in eval mode
-    before calling. ``max_items > 0`` stops after that many items (the loader's first ones).
+    It runs under ``torch.no_grad()`` and the autocast of ``precision`` (as :func:`extract`). Put
+    the model in eval mode before calling. ``max_items > 0`` stops after that many items (the
+    loader's first ones).
     """
-    f = extract(encode_fn, loader, device, max_items, progress)
+    f = extract(encode_fn, loader, device, max_items, progress, precision=precision, desc=desc)
     return f.x, f.y

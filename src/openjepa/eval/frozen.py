@@ -6,7 +6,9 @@ low-shot; see :mod:`openjepa.eval.table`), with RankMe. Features are extracted o
 set and split and, for a checkpoint of a run, cached in ``run_dir/features`` (see
 :mod:`openjepa.eval.cache`). For the attentive probe, raw pixels use non-overlapping
 ``model.patch_size`` patches of pixels as their tokens. Saved as ``eval.json`` (end of training) or
-``eval_step{N}_{encoder}.json`` (``openjepa eval``) in the run.
+``eval_step{N}_{encoder}_{protocols}.json`` (``openjepa eval``, see :func:`eval_file_name`) in the
+run, so evaluations with other protocols sit side by side. Extraction runs ``eval.batch_size``
+images per forward pass under ``eval.precision``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from torch.utils.data import DataLoader, Dataset
 from openjepa.config.load import check_protocols, load_config_overrides, to_dict
 from openjepa.config.schema import Config
 from openjepa.data import build_dataset, dataset_info
-from openjepa.engine.precision import resolve_device
+from openjepa.engine.precision import resolve_device, resolve_precision
 from openjepa.engine.runs import load_run
 from openjepa.eval import cache
 from openjepa.eval.registry import register_evaluation
 from openjepa.eval.features import Features, extract, pixel_patches
-from openjepa.eval.table import FeatureSplits, evaluate_features, format_table
+from openjepa.eval.table import RANDOM_INIT, RAW_PIXELS, FeatureSplits, evaluate_features, format_table
 from openjepa.methods import JEPAMethod, build_encoder
 
 _SPLITS = ("train", "test")
@@ -54,7 +56,7 @@ class _FeatureSource:
         return {"source": name, "split": split, "step": step, "weights": weights,
                 "max_items": ev.max_train_samples if split == "train" else ev.max_test_samples,
                 "img_size": c.model.img_size, "patch_size": c.model.patch_size, "seed": c.seed,
-                "precision": "bf16" if self.device.type == "cuda" else "fp32",
+                "precision": resolve_precision(ev.precision, self.device), "batch_size": ev.batch_size,
                 "data": {k: data[k] for k in _DATA_KEYS}}
 
     def splits(self, name: str, encode: Callable[[Tensor], Tensor], weights: str, step: int | None = None,
@@ -72,10 +74,11 @@ class _FeatureSource:
             feats = cache.load_features(path, key, self.keep_tokens) if path is not None else None
             if feats is None:
                 ev = self.cfg.eval
-                loader = DataLoader(self.dataset(split), batch_size=256, shuffle=False, num_workers=0)
+                loader = DataLoader(self.dataset(split), batch_size=ev.batch_size, shuffle=False, num_workers=0)
                 kw = {k: v for k, v in (("pool", pool), ("tokenize", tokenize)) if v is not None}
                 feats = extract(encode, loader, self.device, ev.max_train_samples if split == "train" else
-                                ev.max_test_samples, self.cfg.train.progress, self.keep_tokens, **kw)
+                                ev.max_test_samples, self.cfg.train.progress, self.keep_tokens, **kw,
+                                precision=ev.precision, desc=f"features {name} {split}")
                 if path is not None:
                     print(f"features: cached {cache.save_features(path, feats, key)}")
             out.append(feats)
@@ -110,11 +113,11 @@ def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_d
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + 1)
             rand = build_encoder(cfg).to(device).eval()
-        sets["random-init encoder"] = src.splits("baseline-random", rand, cache.fingerprint(rand))
+        sets[RANDOM_INIT] = src.splits("baseline-random", rand, cache.fingerprint(rand))
         p = cfg.model.patch_size
-        sets["raw pixels"] = src.splits("baseline-pixels", lambda x: x, "raw-pixels",
+        sets[RAW_PIXELS] = src.splits("baseline-pixels", lambda x: x, "raw-pixels",
                                         pool=lambda x: x.flatten(1).float(), tokenize=lambda x: pixel_patches(x, p))
-    rows = evaluate_features(sets, ev, cfg.seed, device=device, protocols=protocols)
+    rows = evaluate_features(sets, ev, cfg.seed, device=device, protocols=protocols, progress=cfg.train.progress)
     method.train(was_training)
     print(format_table(rows))
     if run_dir is not None:
@@ -132,14 +135,25 @@ def evaluate_probes(method: JEPAMethod, cfg: Config, device: torch.device, run_d
     return evaluate_method(method, cfg, device, run_dir, step=step)
 
 
+def eval_file_name(step: int, encoder: str, protocols: Sequence[str]) -> str:
+    """``eval_step{step:08d}_{encoder}_{protocols}.json``, the protocols sorted and joined by '-'.
+
+    E.g. ``eval_step00000300_target_attentive-knn.json``: one file per checkpoint, encoder and
+    protocol set, whatever order the protocols were given in.
+    """
+    return f"eval_step{step:08d}_{encoder}_{'-'.join(sorted(set(protocols)))}.json"
+
+
 def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device: str | None = None,
                         protocols: Sequence[str] | None = None) -> list[dict]:
     """``openjepa eval``: load a run or checkpoint, apply eval overrides, print and save the table.
 
     ``protocols`` (default: ``eval.protocols`` after the overrides) are any of linear, attentive,
     knn, lowshot; an unknown name raises :class:`openjepa.config.ConfigError` naming the choices.
-    Features are cached in the run's ``features/`` directory, so evaluating the same checkpoint
-    again (with other protocols, say) does not run the encoder again.
+    The table is saved as :func:`eval_file_name` in the run, so evaluations of other steps,
+    encoders or protocol sets do not overwrite each other. Features are cached in the run's
+    ``features/`` directory, so evaluating the same checkpoint again (with other protocols, say)
+    does not run the encoder again. ``train.progress=false`` turns the progress bars off.
     """
     cfg, method, run_dir, step = load_run(path)
     cfg = load_config_overrides(cfg, overrides)
@@ -148,5 +162,5 @@ def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device:
     dev = resolve_device(device or cfg.device)
     print(f"evaluating {path} (step {step}) on {cfg.data.name}: {', '.join(cfg.eval.protocols)}")
     # A name of its own, so re-evaluating never overwrites the table written at the end of training.
-    out_name = f"eval_step{step:08d}_{cfg.eval.encoder}.json"
+    out_name = eval_file_name(step, cfg.eval.encoder, cfg.eval.protocols)
     return evaluate_method(method.to(dev), cfg, dev, run_dir, out_name=out_name, step=step)

@@ -28,6 +28,9 @@ from typing import Sequence
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
+
+from openjepa.engine.logging import progress as progress_bar
 
 DEFAULT_LRS: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
 DEFAULT_WDS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
@@ -121,6 +124,7 @@ def train_linear_heads(
     epochs: int,
     batch_size: int,
     seed: int,
+    bar: tqdm | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Train H = len(lrs) heads at once; head h uses ``lrs[h]`` and ``wds[h]``.
 
@@ -128,7 +132,7 @@ def train_linear_heads(
     ``torch.Generator`` seeded with ``seed`` draws ``torch.randperm(N)`` once per epoch, on the
     CPU, so the order is identical on every device and for every grid; the last batch of an
     epoch may be smaller. The lr follows :func:`cosine_factor` per step. Returns weights
-    (H, D, C) and biases (H, C).
+    (H, D, C) and biases (H, C). ``bar`` (a progress bar) advances by one per step.
     """
     if len(lrs) != len(wds):
         raise ValueError(f"need one wd per lr, got {len(lrs)} lrs and {len(wds)} wds")
@@ -158,6 +162,8 @@ def train_linear_heads(
             opt_w.step(torch.einsum("bd,hbc->hdc", xb, dlogits), f)
             opt_b.step(dlogits.sum(dim=1), f)
             step += 1
+            if bar is not None:
+                bar.update(1)
     return w, b
 
 
@@ -185,12 +191,15 @@ def linear_probe(
     seed: int = 0,
     device: torch.device | str | None = None,
     num_classes: int | None = None,
+    progress: bool = False,
+    desc: str = "linear probe",
 ) -> ProbeResult:
     """Linear-probe top-1 accuracy of frozen features (see the module docstring for the protocol).
 
     Features are standardised with the full train set's per-dimension mean/std. The grid is
     ``lrs x wds``; with a single pair no held-out split is made (``val_accuracy`` is nan).
-    Runs on ``device`` (default: the features' device).
+    Runs on ``device`` (default: the features' device). ``progress`` shows a bar over the
+    training steps (both phases; steps/s and ETA) named ``desc``.
     """
     device = torch.device(device) if device is not None else train_x.device
     tr_x, te_x = standardize(train_x.float().to(device), test_x.float().to(device))
@@ -198,15 +207,25 @@ def linear_probe(
     if num_classes is None:
         num_classes = int(max(tr_y.max().item(), te_y.max().item())) + 1
     grid = list(itertools.product(lrs, wds))
-    kw = dict(epochs=epochs, batch_size=batch_size, seed=seed)
-
-    head_vals: list[dict[str, float]] = []
-    best_lr, best_wd = grid[0]
-    val_acc = float("nan")
+    split = None  # (fit, val) indices when there is a grid to select from
     if len(grid) > 1:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"selecting among {len(grid)} heads needs 0 < val_fraction < 1, got {val_fraction}")
-        fit_idx, val_idx = (i.to(device) for i in stratified_split(tr_y, val_fraction, seed))
+        split = tuple(i.to(device) for i in stratified_split(tr_y, val_fraction, seed))
+    sizes = [tr_x.shape[0]] if split is None else [split[0].numel(), tr_x.shape[0]]  # the training phases
+    with progress_bar(sum(epochs * math.ceil(n / batch_size) for n in sizes), 0, progress, desc) as bar:
+        return _select_and_fit(tr_x, tr_y, te_x, te_y, grid, split, num_classes,
+                               dict(epochs=epochs, batch_size=batch_size, seed=seed, bar=bar))
+
+
+def _select_and_fit(tr_x: Tensor, tr_y: Tensor, te_x: Tensor, te_y: Tensor, grid: list[tuple[float, float]],
+                    split: tuple[Tensor, ...] | None, num_classes: int, kw: dict) -> ProbeResult:
+    """:func:`linear_probe` after standardisation: pick (lr, wd) on the held-out ``split``, retrain, test."""
+    head_vals: list[dict[str, float]] = []
+    best_lr, best_wd = grid[0]
+    val_acc = float("nan")
+    if split is not None:
+        fit_idx, val_idx = split
         w, b = train_linear_heads(
             tr_x[fit_idx], tr_y[fit_idx], num_classes, [p[0] for p in grid], [p[1] for p in grid], **kw
         )

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from openjepa.eval.linear import linear_probe
 
@@ -87,11 +88,14 @@ def lowshot_probe(
     batch_size: int = 1024,
     device: torch.device | str | None = None,
     num_classes: int | None = None,
+    progress: bool = False,
+    desc: str = "low-shot probes",
 ) -> list[LowShotResult]:
     """Low-shot linear-probe accuracy for every setting (``shots`` first, then ``fractions``).
 
     Subset ``i`` of a setting uses seed ``seed + i`` (for the subset and the probe's minibatch
-    order), for ``i`` in ``range(seeds)``.
+    order), for ``i`` in ``range(seeds)``. ``progress`` shows a bar over the probes (one per
+    setting and subset; probes/s and ETA) named ``desc``.
     """
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
@@ -99,15 +103,17 @@ def lowshot_probe(
         num_classes = int(max(train_y.max().item(), test_y.max().item())) + 1
     settings = [dict(shots=k) for k in shots] + [dict(fraction=f) for f in fractions]
     results = []
-    for setting in settings:
-        accs, n = [], 0
-        for s in range(seed, seed + seeds):
-            idx = lowshot_indices(train_y, seed=s, **setting).to(train_x.device)
-            n = idx.numel()
-            r = linear_probe(train_x[idx], train_y[idx.to(train_y.device)], test_x, test_y, epochs=epochs,
-                             batch_size=batch_size, lrs=(lr,), wds=(wd,), seed=s, device=device,
-                             num_classes=num_classes)
-            accs.append(r.accuracy)
-        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        results.append(LowShotResult(setting_name(**setting), statistics.fmean(accs), std, accs, n))
+    with tqdm(total=len(settings) * seeds, disable=not progress, desc=desc, unit="probe", dynamic_ncols=True) as bar:
+        for setting in settings:
+            accs, n = [], 0
+            for s in range(seed, seed + seeds):
+                idx = lowshot_indices(train_y, seed=s, **setting).to(train_x.device)
+                n = idx.numel()
+                r = linear_probe(train_x[idx], train_y[idx.to(train_y.device)], test_x, test_y, epochs=epochs,
+                                 batch_size=batch_size, lrs=(lr,), wds=(wd,), seed=s, device=device,
+                                 num_classes=num_classes)
+                accs.append(r.accuracy)
+                bar.update(1)
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            results.append(LowShotResult(setting_name(**setting), statistics.fmean(accs), std, accs, n))
     return results

@@ -6,7 +6,8 @@ plot them: ``name, dim``, then per protocol run ``linear, best_lr, best_wd`` (li
 (``{"1-shot": {"mean", "std", "accuracies", "n_labelled"}, "1%": ...}``), then ``rankme,
 feature_std, n_train, n_test, seconds``. Accuracies are fractions in [0, 1]. Baselines sit next to
 the model on purpose: a probe number means little without raw pixels and a random-init encoder of
-the same shape beside it.
+the same shape beside it; the verdict lines say whether the model beats each of them by more than
+two standard errors (:func:`standard_error`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,20 @@ class FeatureSplits(NamedTuple):
     test_tokens: Tensor | None = None
 
 
-_ACC_COLUMNS = (("linear", "linear"), ("attentive", "attentive"), ("knn", "kNN"))  # (row key, header)
+ACC_COLUMNS = (("linear", "linear"), ("attentive", "attentive"), ("knn", "kNN"))  # (row key, header)
+RANDOM_INIT = "random-init encoder"  # the baseline rows' names (see openjepa.eval.frozen)
+RAW_PIXELS = "raw pixels"
+
+
+def standard_error(p: float | None, n: int | None) -> float | None:
+    """Binomial standard error ``sqrt(p (1 - p) / n)`` of a top-1 accuracy ``p`` measured on ``n`` test images.
+
+    The sampling error of the test set alone (each image is an independent Bernoulli trial); a
+    fraction like ``p``. None when ``p`` or ``n`` is missing (or ``n`` is 0).
+    """
+    if p is None or not n or (isinstance(p, float) and math.isnan(p)):
+        return None
+    return math.sqrt(p * (1 - p) / n)
 
 
 def _cap(n: int, cap: int, seed: int) -> Tensor | None:
@@ -63,13 +77,13 @@ def _capped(fs: FeatureSplits, cfg: EvalConfig, seed: int) -> FeatureSplits:
 
 
 def _probe_row(fs: FeatureSplits, protocols: list[str], cfg: EvalConfig, seed: int, num_classes: int,
-               device: torch.device | str | None, name: str) -> dict:
-    """The protocol columns of one row (see the module docstring for the keys)."""
+               device: torch.device | str | None, name: str, progress: bool = False) -> dict:
+    """The protocol columns of one row (see the module docstring for the keys); ``progress``: a bar per probe."""
     tr_x, tr_y, te_x, te_y = (t.to(device) if device is not None else t for t in fs[:4])
     row: dict = {}
     if "linear" in protocols:
         probe = linear_probe(tr_x, tr_y, te_x, te_y, epochs=cfg.probe_epochs, batch_size=cfg.probe_batch_size,
-                             seed=seed, num_classes=num_classes)
+                             seed=seed, num_classes=num_classes, progress=progress, desc=f"linear probe: {name}")
         row.update(linear=probe.accuracy, best_lr=probe.best_lr, best_wd=probe.best_wd)
     if "attentive" in protocols:
         if fs.train_tokens is None or fs.test_tokens is None:
@@ -80,7 +94,8 @@ def _probe_row(fs: FeatureSplits, protocols: list[str], cfg: EvalConfig, seed: i
                 fs.train_tokens, fs.train_y, fs.test_tokens, fs.test_y, epochs=cfg.attentive_epochs,
                 batch_size=cfg.attentive_batch_size, lrs=cfg.attentive_lrs, wd=cfg.attentive_wd,
                 num_heads=cfg.attentive_heads, num_queries=cfg.attentive_queries, seed=seed,
-                device=device if device is not None else tr_x.device, num_classes=num_classes)
+                device=device if device is not None else tr_x.device, num_classes=num_classes, progress=progress,
+                desc=f"attentive probe: {name}")
             row.update(attentive=att.accuracy, attentive_lr=att.best_lr, attentive_heads=att.num_heads,
                        tokens=list(fs.train_tokens.shape[1:]))
     if "knn" in protocols:
@@ -89,7 +104,8 @@ def _probe_row(fs: FeatureSplits, protocols: list[str], cfg: EvalConfig, seed: i
     if "lowshot" in protocols:
         res = lowshot_probe(tr_x, tr_y, te_x, te_y, shots=cfg.lowshot_shots, fractions=cfg.lowshot_fractions,
                             seeds=cfg.lowshot_seeds, seed=seed, lr=cfg.lowshot_lr, wd=cfg.lowshot_wd,
-                            epochs=cfg.probe_epochs, batch_size=cfg.probe_batch_size, num_classes=num_classes)
+                            epochs=cfg.probe_epochs, batch_size=cfg.probe_batch_size, num_classes=num_classes,
+                            progress=progress, desc=f"low-shot probes: {name}")
         row["lowshot"] = {r.name: {k: v for k, v in r.to_dict().items() if k != "name"} for r in res}
     return row
 
@@ -100,6 +116,7 @@ def evaluate_features(
     seed: int,
     device: torch.device | str | None = None,
     protocols: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> list[dict]:
     """Run ``protocols`` (default ``cfg.protocols``) and RankMe on every named feature set; one row each.
 
@@ -107,7 +124,8 @@ def evaluate_features(
     tuple; the attentive probe needs the tokens and is skipped, with a printed note, for a set
     without them. ``cfg.max_train_samples`` / ``cfg.max_test_samples`` (> 0) cap each split with a
     seeded random subset (the same indices for every feature set of the same size). RankMe and
-    feature_std are computed on the (capped) train features.
+    feature_std are computed on the (capped) train features. ``progress`` shows a bar (rate and
+    ETA) for each probe's training.
     """
     protocols = check_protocols(list(cfg.protocols if protocols is None else protocols), "protocols")
     rows = []
@@ -116,7 +134,7 @@ def evaluate_features(
         fs = _capped(FeatureSplits(*splits), cfg, seed)
         num_classes = int(max(fs.train_y.max().item(), fs.test_y.max().item())) + 1
         row = {"name": name, "dim": int(fs.train_x.shape[1])}
-        row.update(_probe_row(fs, protocols, cfg, seed, num_classes, device, name))
+        row.update(_probe_row(fs, protocols, cfg, seed, num_classes, device, name, progress))
         tr_x = fs.train_x.to(device) if device is not None else fs.train_x
         row.update(rankme=rankme(tr_x), feature_std=feature_std(tr_x), n_train=int(fs.train_x.shape[0]),
                    n_test=int(fs.test_x.shape[0]), seconds=round(time.perf_counter() - t0, 2))
@@ -139,6 +157,13 @@ def _pct(v: float | None) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
 
 
+def _acc_cell(row: dict, key: str) -> str:
+    """An accuracy cell: 'p ± s.e.' in percent (:func:`standard_error` on ``n_test``), or 'p%' without ``n_test``."""
+    p = _acc(row, key)
+    se = standard_error(p, row.get("n_test"))
+    return _pct(p) if se is None else f"{100 * p:.1f} ± {100 * se:.1f}%"
+
+
 def _mean_std(v: dict | None) -> str:
     """A low-shot cell: 'mean ± std' in percent."""
     return "-" if not v else f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}%"
@@ -146,38 +171,44 @@ def _mean_std(v: dict | None) -> str:
 
 @dataclass
 class ProbeTable:
-    """Rows from :func:`evaluate_features`; ``subject`` (default: the first row) is judged against ``reference``."""
+    """Rows from :func:`evaluate_features`; ``subject`` (default: the first row) is judged against the baselines.
+
+    ``reference`` is the baseline of :meth:`verdict`; :meth:`verdicts` judges the subject against
+    the random-init encoder and ``reference`` (raw pixels), each when its row is present.
+    """
 
     rows: list[dict] = field(default_factory=list)
-    reference: str = "raw pixels"
+    reference: str = RAW_PIXELS
     subject: str | None = None
 
     def _row(self, name: str) -> dict | None:
         return next((r for r in self.rows if r["name"] == name), None)
 
-    def verdict(self) -> str | None:
-        """'X beats raw pixels by +a.b points (linear) ...', 'X does NOT beat ...', or 'X is level with ...'.
+    def verdict(self, reference: str | None = None) -> str | None:
+        """'X beats <reference> by +a.b points (linear) ...', 'X does NOT beat ...', or 'X is level with ...'.
 
-        Judged on the first accuracy both rows have, in the order linear, attentive, kNN (kNN
-        is quoted beside it). None when the subject or the reference row is missing. A
-        difference smaller than twice its standard error (binomial, on ``n_test`` images per
-        row) is called level: a +1 point gain on 2,000 test images is noise, not a win.
+        ``reference`` defaults to ``self.reference``. Judged on the first accuracy both rows
+        have, in the order linear, attentive, kNN (kNN is quoted beside it). None when the
+        subject or the reference row is missing. A difference smaller than twice its standard
+        error (binomial, on ``n_test`` images per row) is called level: a +1 point gain on 2,000
+        test images is noise, not a win.
         """
         if not self.rows:
             return None
+        base = reference or self.reference
         subj = self._row(self.subject) if self.subject else self.rows[0]
-        ref = self._row(self.reference)
+        ref = self._row(base)
         if subj is None or ref is None or subj is ref:
             return None
-        both = [k for k, _ in _ACC_COLUMNS if _acc(subj, k) is not None and _acc(ref, k) is not None]
+        both = [k for k, _ in ACC_COLUMNS if _acc(subj, k) is not None and _acc(ref, k) is not None]
         if not both:
             return None
-        key, label = both[0], dict(_ACC_COLUMNS)[both[0]]
+        key, label = both[0], dict(ACC_COLUMNS)[both[0]]
         diff = round(100 * (subj[key] - ref[key]), 1)
         tail = ""
         if key != "knn" and "knn" in both:
             tail = f"; kNN: {round(100 * (subj['knn'] - ref['knn']), 1):+.1f} points"
-        who, base = _short(subj["name"]), self.reference
+        who = _short(subj["name"])
         se = _diff_se(subj, ref, key)
         if se is not None and abs(diff) < 2 * se:
             return (f"{who} is level with {base} ({label}: {diff:+.1f} points, within 2 standard errors = "
@@ -186,22 +217,48 @@ class ProbeTable:
             return f"{who} beats {base} by {diff:+.1f} points ({label}){tail}"
         return f"{who} does NOT beat {base} ({label}: {diff:+.1f} points{tail})"
 
+    def verdicts(self) -> list[str]:
+        """:meth:`verdict` against the random-init encoder, then against ``reference``: one line each present."""
+        refs = dict.fromkeys((RANDOM_INIT, self.reference))
+        return [v for v in (self.verdict(r) for r in refs) if v is not None]
+
     def columns(self) -> list[tuple[str, Callable[[dict], str]]]:
-        """(header, cell formatter) pairs: features, dim, one per protocol present in the rows, RankMe."""
+        """(header, cell formatter) pairs: features, dim, one per protocol present in the rows, RankMe.
+
+        Accuracy cells are 'top-1 ± standard error' (see :func:`standard_error`), low-shot cells
+        'mean ± std' over label subsets; :meth:`notes` says which is which.
+        """
         cols: list[tuple[str, Callable[[dict], str]]] = [("features", lambda r: r["name"]),
                                                          ("dim", lambda r: str(r["dim"]))]
-        cols += [(head, lambda r, k=key: _pct(r.get(k))) for key, head in _ACC_COLUMNS
+        cols += [(head, lambda r, k=key: _acc_cell(r, k)) for key, head in ACC_COLUMNS
                  if any(key in r for r in self.rows)]
         settings = dict.fromkeys(n for r in self.rows for n in (r.get("lowshot") or {}))
         cols += [(n, lambda r, n=n: _mean_std((r.get("lowshot") or {}).get(n))) for n in settings]
         cols.append(("RankMe", lambda r: "-" if r.get("rankme") is None else f"{r['rankme']:.1f}"))
         return cols
 
-    def format(self) -> str:
-        """Fixed-width table ``features | dim | <protocols> | RankMe`` plus notes and the verdict line.
+    def notes(self) -> list[str]:
+        """What the '±' of the accuracy and low-shot columns mean, for the rows present."""
+        out = []
+        n_test = sorted({r["n_test"] for r in self.rows if r.get("n_test") and any(_acc(r, k) is not None
+                                                                                  for k, _ in ACC_COLUMNS)})
+        if n_test:
+            heads = "/".join(h for k, h in ACC_COLUMNS if any(_acc(r, k) is not None for r in self.rows))
+            out.append(f"{heads}: top-1 ± binomial standard error sqrt(p(1-p)/n) on n = "
+                       f"{'/'.join(map(str, n_test))} test images")
+        seeds = {len(v.get("accuracies", [])) for r in self.rows for v in (r.get("lowshot") or {}).values()}
+        if seeds:
+            n = "/".join(str(k) for k in sorted(seeds))
+            out.append(f"low-shot: linear probe on k images per class (k-shot) or a fraction of the labels; "
+                       f"mean ± std over {n} label subsets")
+        return out
 
-        Protocol columns: ``linear``, ``attentive``, ``kNN`` (top-1) and one per low-shot setting
-        (``1-shot``, ``1%``, ...: ``mean ± std`` top-1 over label subsets), each only when a row has it.
+    def format(self) -> str:
+        """Fixed-width table ``features | dim | <protocols> | RankMe`` plus notes and the verdict lines.
+
+        Protocol columns: ``linear``, ``attentive``, ``kNN`` (top-1 ± standard error) and one per
+        low-shot setting (``1-shot``, ``1%``, ...: ``mean ± std`` top-1 over label subsets), each
+        only when a row has it.
         """
         cols = self.columns()
         header = tuple(h for h, _ in cols)
@@ -211,29 +268,21 @@ class ProbeTable:
         def line(c: tuple[str, ...]) -> str:
             return " | ".join([c[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(c[1:], widths[1:])])
 
-        out = [line(header), "-+-".join("-" * w for w in widths), *(line(c) for c in cells)]
-        seeds = {len(v.get("accuracies", [])) for r in self.rows for v in (r.get("lowshot") or {}).values()}
-        if seeds:
-            n = "/".join(str(k) for k in sorted(seeds))
-            out.append(f"low-shot: linear probe on k images per class (k-shot) or a fraction of the labels; "
-                       f"mean ± std over {n} label subsets")
-        if (v := self.verdict()) is not None:
-            out += ["", v]
+        out = [line(header), "-+-".join("-" * w for w in widths), *(line(c) for c in cells), *self.notes()]
+        if verdicts := self.verdicts():
+            out += ["", *verdicts]
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.format()
 
 
-def format_table(rows: list[dict], reference: str = "raw pixels", subject: str | None = None) -> str:
+def format_table(rows: list[dict], reference: str = RAW_PIXELS, subject: str | None = None) -> str:
     """:meth:`ProbeTable.format` of ``rows``."""
     return ProbeTable(rows, reference, subject).format()
 
 
 def _diff_se(a: dict, b: dict, key: str = "linear") -> float | None:
     """Standard error, in points, of the difference of two accuracies ``key`` (independent binomials)."""
-    na, nb = a.get("n_test"), b.get("n_test")
-    if not na or not nb:
-        return None
-    pa, pb = a[key], b[key]
-    return 100 * math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+    sa, sb = standard_error(_acc(a, key), a.get("n_test")), standard_error(_acc(b, key), b.get("n_test"))
+    return None if sa is None or sb is None else 100 * math.sqrt(sa**2 + sb**2)

@@ -26,11 +26,14 @@ nav a { margin-right: 14px; color: #2456a6; text-decoration: none; }
 .alert { border-radius: 8px; padding: 12px 16px; margin: 16px 0; font-weight: 600; }
 .alert.bad { background: #fde8e8; border: 2px solid #d33; color: #8a1010; }
 .alert.good { background: #e7f6ea; border: 1px solid #5bab6b; color: #1e5c2b; }
+.verdict { font-weight: 600; margin: 4px 0; }
 img { max-width: 100%; height: auto; display: block; margin: 6px 0; }
 table { border-collapse: collapse; font-size: 0.92em; margin: 4px 0 10px; }
 th, td { border: 1px solid #dde1e7; padding: 4px 10px; text-align: right; }
 th { background: #f0f2f5; }
 td:first-child, th:first-child { text-align: left; }
+.wide { overflow-x: auto; }
+.wide td { white-space: nowrap; }
 pre { background: #f6f7f9; border: 1px solid #e3e6eb; padding: 10px 12px; font-size: 0.85em; overflow: auto;
       max-height: 520px; }
 """
@@ -86,6 +89,13 @@ def table(columns: Sequence[tuple[str, str]], rows: Sequence[dict], percent: Seq
         "<tr>" + "".join(f"<td>{_cell(r.get(k), k in percent)}</td>" for k, _ in columns) + "</tr>" for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def text_table(headers: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """A table of preformatted text ``cells`` (one list per row) under ``headers``; every cell is escaped."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in cells)
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def page(title: str, header: str, sections: Sequence[Section]) -> str:

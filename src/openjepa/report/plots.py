@@ -48,8 +48,35 @@ def to_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], ncols: int = 3) -> bytes:
-    """One subplot per key: ``series[key] = (steps, values)``; non-finite values are left out of the line."""
+def accuracy_ylim(values: Sequence[float], chance: float | None) -> tuple[float, float] | None:
+    """The y-range of an accuracy plot: from 0 to a little above both the data and twice ``chance``.
+
+    Starting at 0 with chance (``1 / num_classes``) well inside keeps a probe that wanders between
+    9.6% and 10.6% on 10 classes looking like what it is, noise at chance, not a trend. None
+    (matplotlib's own range) without a chance level.
+    """
+    if chance is None:
+        return None
+    vals = np.asarray(values, dtype=float)
+    vals = vals[np.isfinite(vals)]
+    top = max(float(vals.max()) if vals.size else 0.0, 2 * chance)
+    return 0.0, min(1.0, 1.1 * top)
+
+
+def chance_line(ax, chance: float | None) -> None:
+    """A dashed grey line at ``chance`` (a fraction), labelled in the legend."""
+    if chance is not None:
+        ax.axhline(chance, ls="--", lw=1.2, color="tab:gray", label=f"chance {100 * chance:.3g}%")
+        ax.legend(fontsize=7, loc="best", frameon=False)
+
+
+def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], ncols: int = 3,
+           chance: float | None = None) -> bytes:
+    """One subplot per key: ``series[key] = (steps, values)``; non-finite values are left out of the line.
+
+    Accuracy keys (:data:`FRACTION_KEYS`) are shown in percent with the ``chance`` level (a
+    fraction, ``1 / num_classes``) as a dashed line inside the y-range (:func:`accuracy_ylim`).
+    """
     keys = list(series)
     nrows = max(1, math.ceil(len(keys) / ncols))
     fig, axes = _figure(nrows, ncols, figsize=(4.2 * ncols, 2.8 * nrows))
@@ -69,6 +96,9 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], ncols:
             ax.set_yscale("log")
         if key in FRACTION_KEYS:
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            chance_line(ax, chance)
+            if (lim := accuracy_ylim(pos, chance)) is not None:
+                ax.set_ylim(*lim)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     fig.tight_layout()
@@ -174,5 +204,33 @@ def retrieval(queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[np.nd
                 colour = "tab:green" if neighbour_labels[i][j] == query_labels[i] else "tab:red"
                 caption = f"{neighbour_labels[i][j]} {caption}"
             ax.set_title(caption, fontsize=7, color=colour)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def accuracy_bars(names: Sequence[str], columns: Mapping[str, Sequence[float | None]],
+                  errors: Mapping[str, Sequence[float | None]], chance: float | None = None) -> bytes:
+    """Grouped bars: one group per column (``columns[head][i]``: row ``names[i]``'s accuracy, a fraction or
+    None), one bar per row, error bars ``errors[head][i]`` (None: none), and the ``chance`` line."""
+    heads = list(columns)
+    fig, axes = _figure(1, 1, figsize=(3.0 + 0.5 * len(heads) * max(1, len(names)), 3.4))
+    ax = axes[0, 0]
+    width = 0.8 / max(1, len(names))
+    colours = colormaps["tab10"]
+    for i, name in enumerate(names):
+        x = np.arange(len(heads)) + (i - (len(names) - 1) / 2) * width
+        val = np.array([np.nan if columns[h][i] is None else columns[h][i] for h in heads], dtype=float)
+        err = np.array([0.0 if errors[h][i] is None else errors[h][i] for h in heads], dtype=float)
+        ax.bar(x, np.nan_to_num(val), width, yerr=err, capsize=3, color=colours(i % 10), label=name,
+               error_kw={"lw": 1})
+    ax.set_xticks(np.arange(len(heads)), heads, fontsize=9)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("top-1 (test)", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.tick_params(labelsize=8)
+    tops = [v + (e or 0.0) for h in heads for v, e in zip(columns[h], errors[h]) if v is not None]
+    ax.set_ylim(*(accuracy_ylim(tops, chance) or (0.0, min(1.0, 1.1 * max(tops, default=1.0)))))
+    chance_line(ax, chance)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return to_png(fig)

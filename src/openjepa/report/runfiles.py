@@ -68,13 +68,16 @@ def read_json(path: str | Path) -> Any:
 
 
 def probe_tables(run_dir: str | Path) -> list[tuple[str, Any]]:
-    """``[(file name, parsed table or RunFileError)]``: ``eval.json`` first, then ``eval_step*_*.json`` sorted."""
+    """``[(file name, parsed table or RunFileError)]`` of ``eval.json`` and every ``eval_step*_*.json``, newest first.
+
+    Newest by modification time (then by name), so the latest evaluation leads; every file is
+    kept: evaluations of other steps, encoders or protocol sets sit side by side.
+    """
     run_dir = Path(run_dir)
-    files = [run_dir / "eval.json", *sorted(run_dir.glob("eval_step*_*.json"))]
+    files = [f for f in {run_dir / "eval.json", *run_dir.glob("eval_step*_*.json")} if f.is_file()]
+    files.sort(key=lambda f: (-f.stat().st_mtime_ns, f.name))
     out: list[tuple[str, Any]] = []
     for f in files:
-        if not f.is_file():
-            continue
         try:
             data = read_json(f)
         except RunFileError as e:
@@ -85,4 +88,3 @@ def probe_tables(run_dir: str | Path) -> list[tuple[str, Any]]:
         else:
             out.append((f.name, data))
     return out
-

@@ -63,11 +63,12 @@ def mask_examples(cfg: Config, n: int = 6) -> tuple[list[np.ndarray], list[np.nd
 
 def split_features(method: JEPAMethod, cfg: Config, split: str, device: torch.device, max_images: int,
                    progress: bool = False) -> SplitFeatures:
-    """Pooled ``cfg.eval.encoder`` features of the first ``max_images`` items of ``split`` (eval view)."""
+    """Pooled ``cfg.eval.encoder`` features of the first ``max_images`` items of ``split`` (eval view),
+    ``cfg.eval.batch_size`` images per forward pass under ``cfg.eval.precision``."""
     ds = build_dataset(cfg.data, split, cfg.model.img_size, seed=cfg.seed, train=False)
-    loader = DataLoader(ds, batch_size=256, shuffle=False, num_workers=0)
+    loader = DataLoader(ds, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=0)
     feats, labels = extract_features(lambda x: method.encode(x, cfg.eval.encoder), loader, device, max_images,
-                                     progress)
+                                     progress, precision=cfg.eval.precision, desc=f"report: {split} features")
     return SplitFeatures(feats, labels, ds)
 
 

@@ -7,23 +7,23 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from torch import Tensor
+from tqdm.auto import tqdm
 
 from openjepa.report import plots
-from openjepa.report.html import Section, esc, image, note, pre, table
-from openjepa.report.runfiles import RunFileError, metric_series, probe_tables, read_metrics
+from openjepa.report.html import Section, esc, image, note, pre
+from openjepa.report.runfiles import metric_series, read_metrics
 from openjepa.report.samples import SplitFeatures, nearest_neighbours, pca_2d, to_display, tsne_2d
 
 # metrics.jsonl keys plotted, in this order (monitoring keys appear when the run logged them).
 CURVE_KEYS = ("loss", "lr", "ema", "probe_acc", "rankme", "rank_centred", "spread", "pred_std", "target_std",
               "sigreg", "teacher_forcing", "rollout", "latent_std")
 OPTIONAL_KEYS = ("ema", "sigreg", "teacher_forcing", "rollout", "latent_std")  # method-specific: never "not logged"
-PROBE_COLUMNS = (("name", "features"), ("dim", "dim"), ("linear", "linear"), ("knn", "kNN"), ("rankme", "RankMe"),
-                 ("feature_std", "feature std"), ("n_train", "train"), ("n_test", "test"))
-FRACTIONS = ("linear", "knn")
 
 
-def curves_section(run_dir: Path) -> Section:
-    """Curves of :data:`CURVE_KEYS` over steps, each from the ``metrics.jsonl`` rows that hold it."""
+def curves_section(run_dir: Path, chance: float | None = None) -> Section:
+    """Curves of :data:`CURVE_KEYS` over steps, each from the ``metrics.jsonl`` rows that hold it; accuracy
+    curves with the ``chance`` level (``1 / num_classes``) dashed."""
     title = "Training curves"
     rows, bad = read_metrics(run_dir / "metrics.jsonl")
     if not rows:
@@ -31,7 +31,7 @@ def curves_section(run_dir: Path) -> Section:
     series = metric_series(rows, CURVE_KEYS)
     if not series:
         return Section("curves", title, note(f"metrics.jsonl holds none of: {', '.join(CURVE_KEYS)}."))
-    body = image(plots.curves(series), "training curves: " + ", ".join(series))
+    body = image(plots.curves(series, chance=chance), "training curves: " + ", ".join(series))
     absent = [k for k in CURVE_KEYS if k not in series and k not in OPTIONAL_KEYS]
     if absent:
         body += note(f"Not logged by this run: {', '.join(absent)}.")
@@ -52,15 +52,21 @@ def masks_section(examples: tuple[list[np.ndarray], list[np.ndarray]] | str, sam
     return Section("masks", title, body + image(plots.masks(images, maps), "context and target masks"))
 
 
-def embedding_section(test: SplitFeatures | str, class_names: Sequence[str], tsne: bool, seed: int) -> Section:
-    """PCA (and t-SNE) of test features, coloured by label."""
+def embedding_section(test: SplitFeatures | str, class_names: Sequence[str], tsne: bool, seed: int,
+                      progress: bool = False) -> Section:
+    """PCA (and t-SNE) of test features, coloured by label; ``progress`` shows the t-SNE's elapsed time."""
     title = "Embedding map"
     if isinstance(test, str):
         return Section("embeddings", title, note(test))
     xy, (v1, v2) = pca_2d(test.features)
     maps: dict[str, Any] = {f"PCA (PC1 {100 * v1:.0f}%, PC2 {100 * v2:.0f}% of variance)": xy}
-    if tsne and (t := tsne_2d(test.features, seed)) is not None:
-        maps["t-SNE"] = t
+    if tsne:
+        with tqdm(total=1, disable=not progress, desc=f"t-SNE of {test.features.shape[0]} points", unit="map",
+                  dynamic_ncols=True) as bar:
+            t = tsne_2d(test.features, seed)
+            bar.update(1)
+        if t is not None:
+            maps["t-SNE"] = t
     labels = test.labels.numpy()
     n, d = test.features.shape
     what = "coloured by label" if (labels >= 0).any() else "unlabelled (one colour)"
@@ -73,14 +79,21 @@ def _label(y: int, class_names: Sequence[str]) -> str:
     return class_names[y] if 0 <= y < len(class_names) else str(y)
 
 
+def retrieval(test: SplitFeatures, train: SplitFeatures, queries: int = 6, k: int = 6) -> tuple[Tensor, Tensor]:
+    """The first ``queries`` test items' top-``k`` training neighbours: ``(cosine sims (Q, k), indices (Q, k))``."""
+    return nearest_neighbours(test.features[: min(queries, test.features.shape[0])], train.features, k)
+
+
 def retrieval_section(test: SplitFeatures | str, train: SplitFeatures | str, class_names: Sequence[str],
-                      mean: Sequence[float], std: Sequence[float], queries: int = 6, k: int = 6) -> Section:
-    """A few test queries and their top-``k`` training-split neighbours by cosine similarity."""
+                      mean: Sequence[float], std: Sequence[float],
+                      neighbours: tuple[Tensor, Tensor] | None = None) -> Section:
+    """A few test queries and their training-split neighbours by cosine similarity (``neighbours``: from
+    :func:`retrieval`, computed here when not given)."""
     title = "Nearest neighbours"
     if isinstance(test, str) or isinstance(train, str):
         return Section("neighbours", title, note(test if isinstance(test, str) else str(train)))
-    q = min(queries, test.features.shape[0])
-    sims, idx = nearest_neighbours(test.features[:q], train.features, k)
+    sims, idx = neighbours if neighbours is not None else retrieval(test, train)
+    q = idx.shape[0]
     q_imgs = [to_display(test.dataset[i][0], mean, std) for i in range(q)]
     n_imgs = [[to_display(train.dataset[int(j)][0], mean, std) for j in row] for row in idx]
     labelled = bool((test.labels[:q] >= 0).any())
@@ -92,27 +105,6 @@ def retrieval_section(test: SplitFeatures | str, train: SplitFeatures | str, cla
             + (" (caption: label and similarity; green: same label as the query)" if labelled else "")
             + ".</p>")
     return Section("neighbours", title, body + image(png, "nearest-neighbour retrieval"))
-
-
-def probes_section(run_dir: Path) -> Section:
-    """The final probe table (``eval.json``) and any re-evaluations (``eval_step*_*.json``)."""
-    title = "Probe results"
-    tables = probe_tables(run_dir)
-    if not tables:
-        return Section("probes", title, note("No eval.json: the run was not evaluated (or its data is unlabelled)."))
-    body = ""
-    for name, data in tables:
-        body += f"<h3>{esc(name)}</h3>"
-        if isinstance(data, RunFileError):
-            body += note(str(data))
-            continue
-        rows = [r for r in data["rows"] if isinstance(r, dict)]
-        known = {k for k, _ in PROBE_COLUMNS} | {"best_lr", "best_wd", "seconds"}
-        extra = sorted({k for r in rows for k in r if k not in known})
-        columns = [*PROBE_COLUMNS, *((k, k) for k in extra)]
-        body += f'<p class="meta">dataset: {esc(data.get("dataset", "?"))}; accuracies on the test split</p>'
-        body += table(columns, rows, FRACTIONS)
-    return Section("probes", title, body)
 
 
 def config_section(run_dir: Path, fallback_yaml: str | None) -> Section:
