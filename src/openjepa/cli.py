@@ -98,7 +98,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from openjepa.report import write_report
 
     out = write_report(args.run_dir, out=args.out, device=_checked_device(args.device), max_images=args.max_images,
-                       tsne=not args.no_tsne)
+                       tsne=not args.no_tsne, progress=False if args.no_progress else None)
     print(f"report written to {out}")
     return 0
 
@@ -151,7 +151,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
     if args.action == "list":
         print("\n".join(available_configs()))
         return 0
-    print(to_yaml(load_config(args.name, args.overrides)), end="")
+    from openjepa.methods import check_config
+
+    cfg = load_config(args.name, args.overrides)
+    check_config(cfg)  # the method, encoder and dataset are registered and fit together
+    print(to_yaml(cfg), end="")
     return 0
 
 
@@ -215,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-images", type=_int_at_least(0), default=1000,
                    help="cap on images encoded per split (0: all; default: 1000)")
     r.add_argument("--no-tsne", action="store_true", help="PCA map only (skip t-SNE)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars (default: the run's train.progress)")
     r.set_defaults(func=_cmd_report)
 
     _add_world_model_commands(sub)

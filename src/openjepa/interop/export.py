@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from openjepa.config.load import to_yaml
 from openjepa.config.schema import Config
+from openjepa.engine.checkpoint import save_safetensors
 from openjepa.engine.runs import ENCODER_FORMAT
 from openjepa.methods import JEPAMethod
 
@@ -20,5 +19,4 @@ def export_encoder(method: JEPAMethod, cfg: Config, path: str | Path) -> Path:
     """The target encoder's weights (``method.eval_encoder("target")``) as safetensors at ``path``."""
     enc = method.eval_encoder("target")
     tensors = {k: v.detach().contiguous().cpu() for k, v in enc.state_dict().items()}
-    save_file(tensors, str(path), metadata={"format": ENCODER_FORMAT, "config": to_yaml(cfg)})
-    return Path(path)
+    return save_safetensors(tensors, path, metadata={"format": ENCODER_FORMAT, "config": to_yaml(cfg)})
