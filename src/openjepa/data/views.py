@@ -53,7 +53,7 @@ class ViewCollator:
             raise TypeError("ViewCollator needs datasets whose transform returns a tuple of views (MultiView)")
         stacked = [torch.stack(v) for v in zip(*views)]  # V x (B, C, H_v, W_v)
         y = torch.tensor([-1 if v is None else int(v) for v in ys], dtype=torch.long)  # (B,)
-        return {"views": stacked, "x": stacked[0], "y": y, "step": step}
+        return {"views": stacked, "y": y, "step": step}
 
 
 __all__ = ["MultiView", "ViewCollator", "multiview_transform"]

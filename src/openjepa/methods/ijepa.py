@@ -117,7 +117,7 @@ def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
                           f"tokens and needs a ViT encoder (vit_*); whole-image encoders suit train.method=lejepa")
     m = cfg.model
     predictor = Predictor(encoder.grid, encoder.embed_dim, m.predictor_embed_dim, m.predictor_depth,
-                          m.predictor_heads)
+                          m.predictor_heads, video=encoder.video)
     sig = cfg.sigreg
     reg = SIGReg(sig.slices, sig.knots, sig.t_max, cfg.seed) if cfg.train.target == "online" else None
     return IJEPA(encoder, predictor, cfg.train.loss, tuple(cfg.optim.ema), total_steps, reg, sig.weight, sig.combine,

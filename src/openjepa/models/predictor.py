@@ -20,12 +20,12 @@ from openjepa.masks.ops import apply_masks
 class Predictor(nn.Module):
     def __init__(self, grid: tuple[int, int, int], embed_dim: int, predictor_embed_dim: int = 384, depth: int = 6,
                  num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path: float = 0.0,
-                 init_std: float = 0.02):
+                 init_std: float = 0.02, video: bool | None = None):
         super().__init__()
-        self.grid = tuple(grid)
+        self.grid = tuple(grid)  # video: the 3-D position layout (default: more than one token along T)
         self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
-        self.predictor_pos_embed = nn.Parameter(sincos_embed(predictor_embed_dim, self.grid)[None],
+        self.predictor_pos_embed = nn.Parameter(sincos_embed(predictor_embed_dim, self.grid, video=video)[None],
                                                 requires_grad=False)
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
         self.predictor_blocks = nn.ModuleList(

@@ -33,7 +33,8 @@ class VisionTransformer(nn.Module):
         self.grid = (num_frames // tubelet_size, img_size // patch_size, img_size // patch_size)
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, None if num_frames == 1 else tubelet_size)
         # Fixed (not learned), but a Parameter so official checkpoints' "pos_embed" key loads as is.
-        self.pos_embed = nn.Parameter(sincos_embed(embed_dim, self.grid)[None], requires_grad=False)
+        self.video = num_frames > 1  # V-JEPA's 3-D position layout, even for a clip of one tubelet
+        self.pos_embed = nn.Parameter(sincos_embed(embed_dim, self.grid, video=self.video)[None], requires_grad=False)
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i]) for i in range(depth))
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
