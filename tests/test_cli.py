@@ -197,7 +197,7 @@ def test_version(capsys, monkeypatch):
 
 
 def test_plain_bad_input_is_one_line(tmp_path, capsys):
-    from openjepa.registry import list_models
+    from openjepa.models import list_models
 
     from PIL import Image
 

@@ -69,6 +69,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from openjepa.config import load_config, to_dict
+    from openjepa.engine.runs import saved_config
+    from openjepa.report.pipeline import train_and_evaluate
+
+    source = saved_config(args.source)  # the source's model and data: the architecture to load, the labels to learn
+    base = {k: v for k, v in to_dict(source).items() if k in ("model", "data", "seed")}
+    overrides = ["train.method=finetune", f"finetune.source={args.source}", *args.overrides]
+    if not any(o.startswith("run_dir=") for o in overrides):
+        overrides.insert(0, f"run_dir={str(args.source).rstrip('/')}_finetune")
+    cfg = load_config(args.config or "finetune/base", overrides, base=base)
+    summary = train_and_evaluate(cfg, resume=args.resume, allow_config_change=args.allow_config_change)
+    if summary["trained"]:
+        print(f"run saved in {summary['run_dir']}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from openjepa.eval.frozen import evaluate_checkpoint
 
@@ -175,6 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--allow-config-change", action="store_true",
                    help="with --resume: continue even though settings that change what is trained differ")
     t.set_defaults(func=_cmd_train)
+
+    f = sub.add_parser("finetune", help="fine-tune a pretrained encoder with a classification head",
+                       description="Full fine-tuning: the source's encoder (an openjepa run, checkpoint or "
+                       "encoder.safetensors) and a linear or attentive head train together on the source's labelled "
+                       "data (or data.* overrides), with layer-wise lr decay, label smoothing and stochastic depth "
+                       "(the recipe in finetune/base); checkpoints, --resume and evaluation work as for train. "
+                       "The run goes to SOURCE_finetune unless run_dir=... is given.", epilog=EPILOG)
+    f.add_argument("source", help="pretrained run directory, checkpoint (.pt) or encoder.safetensors")
+    f.add_argument("config", nargs="?", help="recipe YAML or shipped name (default: finetune/base)")
+    f.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. finetune.head=attentive")
+    f.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
+    f.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue even though settings that change what is trained differ")
+    f.set_defaults(func=_cmd_finetune)
 
     e = sub.add_parser("eval", help="frozen-feature evaluation (linear/attentive probe, kNN, low-shot, RankMe) "
                        "of a checkpoint", epilog=EPILOG + " Features are cached in RUN/features and reused.")

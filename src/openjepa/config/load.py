@@ -177,12 +177,14 @@ def _merge(cfg: DictConfig, data: DictConfig, source: str) -> DictConfig:
         raise _explain(e, source) from e
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Schema defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides.
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (),
+                base: dict | None = None) -> Config:
+    """Schema defaults, then ``base`` (a partial config dict, e.g. a source run's model and data), then the YAML
+    file at ``path`` (if any), then ``key=value`` overrides.
 
     A file that sets no ``run_dir`` runs in ``runs/<file stem>``, never in the quickstart's directory.
     """
-    base = OmegaConf.structured(Config)
+    base = OmegaConf.merge(OmegaConf.structured(Config), base) if base else OmegaConf.structured(Config)
     if path is not None:
         base.run_dir = f"runs/{resolve_config_path(str(path)).stem}"
     return _finish(_merge_file(base, path), overrides)
@@ -264,6 +266,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"sigreg.weight={cfg.sigreg.weight} must be in [0, 1] with sigreg.combine=convex")
     if not 0 < cfg.plan.elite_frac <= 1:
         raise ConfigError(f"plan.elite_frac={cfg.plan.elite_frac} must be in (0, 1]")
+    if not 0 < cfg.finetune.layer_decay <= 1 or not 0 <= cfg.finetune.label_smoothing < 1:
+        raise ConfigError(f"finetune.layer_decay={cfg.finetune.layer_decay} must be in (0, 1] and "
+                          f"finetune.label_smoothing={cfg.finetune.label_smoothing} in [0, 1)")
 
 
 AT_LEAST_1 = ("model.img_size", "model.patch_size", "model.num_frames", "model.tubelet_size", "model.in_chans",

@@ -219,6 +219,15 @@ class PlanConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    source: Optional[str] = None  # pretrained encoder (openjepa run dir, checkpoint or encoder.safetensors); None: random init
+    head: str = choice("linear", "attentive")  # linear: LayerNorm + Linear on pooled tokens | attentive: V-JEPA's cross-attention pooler
+    layer_decay: float = 0.75  # layer-wise lr decay (BEiT): ViT block i of L trains at lr * layer_decay ** (L - i); 1 = off
+    label_smoothing: float = 0.1  # cross-entropy label smoothing
+    compare_frozen: bool = True  # also probe the source encoder frozen (linear) on the same splits, for comparison
+
+
+@dataclass
 class Config:
     run_dir: str = "runs/quickstart"  # where checkpoints, logs and results go
     seed: int = 0  # seeds model init, data order, masks and augmentations
@@ -234,3 +243,4 @@ class Config:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)

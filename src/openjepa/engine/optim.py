@@ -9,15 +9,26 @@ from openjepa.config.schema import OptimConfig
 
 
 def param_groups(model: nn.Module) -> list[dict]:
-    """Two groups: ``decay`` (weights with ndim ≥ 2) and ``no_decay`` (biases, norms, listed names)."""
+    """``decay`` (weights with ndim ≥ 2) and ``no_decay`` (biases, norms, listed names) groups.
+
+    A model with ``lr_scales()`` (parameter name -> learning-rate multiplier, e.g. layer-wise decay for
+    fine-tuning) gets one pair of groups per multiplier, each with its ``lr_scale``; the others get two.
+    """
     skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
+    scales = model.lr_scales() if hasattr(model, "lr_scales") else {}
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or name.endswith(".bias") or name in skip else decay).append(p)
-    return [{"params": decay, "name": "decay", "apply_wd": True},
-            {"params": no_decay, "name": "no_decay", "apply_wd": False, "weight_decay": 0.0}]
+        decay = not (p.ndim < 2 or name.endswith(".bias") or name in skip)
+        groups.setdefault((decay, float(scales.get(name, 1.0))), []).append(p)
+    out = []
+    for scale in sorted({s for _, s in groups} | ({1.0} if not scales else set())):
+        suffix = "" if not scales else f"@{scale:.4g}"
+        out += [{"params": groups.get((True, scale), []), "name": f"decay{suffix}", "apply_wd": True, "lr_scale": scale},
+                {"params": groups.get((False, scale), []), "name": f"no_decay{suffix}", "apply_wd": False,
+                 "weight_decay": 0.0, "lr_scale": scale}]
+    return out
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -36,5 +47,5 @@ def _all_on_cuda(params: list[torch.Tensor]) -> bool:
 
 def set_hparams(opt: torch.optim.Optimizer, lr: float, wd: float) -> None:
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)
         g["weight_decay"] = wd if g.get("apply_wd", True) else 0.0

@@ -88,6 +88,24 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> 
     return enc.eval()
 
 
+def saved_config(path: str | Path) -> Config:
+    """The config a run directory, checkpoint or exported ``encoder.safetensors`` was trained with."""
+    path = Path(path)
+    if path.is_dir() and (path / "config.yaml").is_file():
+        return from_dict(yaml.safe_load((path / "config.yaml").read_text()))
+    if path.suffix == ".safetensors" or (path.is_dir() and (path / "encoder.safetensors").is_file()):
+        file = path / "encoder.safetensors" if path.is_dir() else path
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                meta = f.metadata() or {}
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"cannot read {file}: {type(e).__name__}: {e}") from e
+        if "config" not in meta:
+            raise CheckpointError(f"{file} has no openjepa config metadata")
+        return from_dict(yaml.safe_load(meta["config"]))
+    return load_run(path)[0]
+
+
 def check_fresh(run_dir: Path) -> None:
     """A new run may start only in a missing or empty directory, or one holding no run's files."""
     if ckpt.list_checkpoints(run_dir / "checkpoints"):

@@ -13,6 +13,7 @@ method with ``getattr``:
 - ``eval_encoder(which)``: the encoder that is evaluated and exported (``target`` or ``context``);
 - ``has_teacher``: whether ``target`` and ``context`` are different networks;
 - ``pretrained_sources(cfg)``: submodules to initialise from saved encoders on a fresh run;
+- ``lr_scales()``: learning-rate multipliers by parameter name (layer-wise decay when fine-tuning);
 - ``evaluation``: the name of the end-of-training evaluation (``probes``; world models: ``world_model``).
 
 A new method is one new file: a subclass and a builder decorated with :func:`register_method`.
@@ -95,6 +96,10 @@ class JEPAMethod(nn.Module, metaclass=ABCMeta):
     def encode(self, x: Tensor, which: str = "target") -> Tensor:
         """Frozen features for evaluation: (B, N, D) tokens of the chosen encoder."""
         return self.eval_encoder(which)(x)
+
+    def lr_scales(self) -> dict[str, float]:
+        """Learning-rate multipliers by full parameter name (e.g. layer-wise decay); default none (all 1)."""
+        return {}
 
     def no_weight_decay(self) -> set[str]:
         """Full parameter names excluded from weight decay (beyond biases and norms)."""

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import openjepa.eval.classify  # noqa: F401  (registers the "classification" evaluation of fine-tuning)
 import openjepa.eval.frozen  # noqa: F401  (registers the "probes" evaluation)
 import openjepa.planning.evaluate  # noqa: F401  (registers the "world_model" evaluation)
 from openjepa.config.schema import Config
