@@ -61,6 +61,22 @@ def test_load_pretrained_matches_checkpoint(tmp_path):
     a, b = load_pretrained(run), load_pretrained(run / "checkpoints" / "step_00000002.pt")
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(a(x), b(x))
+    assert (a.format, b.format) == ("openjepa-encoder", "openjepa-checkpoint")
+    from openjepa.data.shapes import MEAN, STD
+
+    assert a.preprocessing == b.preprocessing
+    assert (a.preprocessing.img_size, a.preprocessing.in_chans, a.preprocessing.mean, a.preprocessing.std) == (
+        16, 3, MEAN, STD)
+    ctx = load_pretrained(run, which="context")  # the online encoder: after 2 EMA steps it differs from the target
+    assert not torch.equal(ctx(x), a(x)) and ctx.predictor is None
+    assert load_pretrained(run, predictor=True).predictor is not None
+    import pytest
+
+    from openjepa.errors import CheckpointError
+
+    (tmp_path / "junk.bin").write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="not a format openjepa reads"):
+        load_pretrained(tmp_path / "junk.bin")
 
 
 def test_eval_protocols_attentive_lowshot_end_to_end(tmp_path, capsys):

@@ -12,11 +12,12 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "create_model", "list_models", "load_pretrained"]
 
 
-def load_pretrained(path, map_location="cpu"):
-    """The trained target encoder of a run (dir, ``encoder.safetensors`` or checkpoint ``.pt``)."""
+def load_pretrained(path, which="target", predictor=False, map_location="cpu"):
+    """An encoder with its preprocessing, from a run, checkpoint, ``encoder.safetensors`` or a released model
+    (see :func:`openjepa.pretrained.load_pretrained`)."""
     from openjepa.pretrained import load_pretrained as _load
 
-    return _load(path, map_location)
+    return _load(path, which=which, predictor=predictor, map_location=map_location)
 
 
 def __getattr__(name: str) -> Any:

@@ -50,6 +50,10 @@ class Registry(Generic[T]):
         """Registered names matching a shell-style ``pattern``, sorted."""
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
+    def in_order(self) -> list[str]:
+        """Registered names in registration order (where the order means something, e.g. format detection)."""
+        return list(self._entries)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 

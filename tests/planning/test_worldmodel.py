@@ -128,7 +128,7 @@ def test_frozen_encoder_loads_pretrained_and_stays_fixed(data_dir, tmp_path):
     load_pretrained_parts(method, cfg)  # what the engine does at the start of a fresh run
     from openjepa import load_pretrained
 
-    ref = load_pretrained(pre).state_dict()
+    ref = load_pretrained(pre).encoder.state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in method.encoder.state_dict().items())
     opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-2)
     method.train()

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -110,15 +110,17 @@ class TrainResult:
         return monitor.get("warning")
 
 
-def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) -> TrainResult:
+def train(cfg: Config, resume: bool = False, allow_config_change: bool = False,
+          load: Callable[[str], torch.nn.Module] = load_encoder) -> TrainResult:
     """Train ``cfg`` to ``train.steps`` (resuming from ``run_dir`` when asked).
 
     Under torchrun every rank runs this: each loads its share of the global batch, the method is
     wrapped in DDP or FSDP2 (``train.parallel``), and rank 0 alone logs and writes checkpoints. The
     process group is closed before returning, so whatever runs next (rank 0's evaluation) never
-    holds the other ranks in a collective.
+    holds the other ranks in a collective. ``load`` reads the saved encoders a fresh run starts from
+    (``method.pretrained_sources``; default: openjepa's own formats).
     """
-    fit = build_fit(cfg, resume, allow_config_change)
+    fit = build_fit(cfg, resume, allow_config_change, load)
     rank, world = dist.rank(), dist.world_size()
     if fit.start >= fit.plan.total:
         if dist.is_main():
@@ -134,7 +136,8 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
     return TrainResult(fit.cfg, fit.method, final, fit.device, fit.precision, rank, world, True)
 
 
-def build_fit(cfg: Config, resume: bool, allow_config_change: bool = False) -> Fit:
+def build_fit(cfg: Config, resume: bool, allow_config_change: bool = False,
+              load: Callable[[str], torch.nn.Module] = load_encoder) -> Fit:
     """Build (or restore) the method, optimizer and monitor; refuse a run directory that is not this run's."""
     cfg = prepare(cfg)
     device = dist.setup(resolve_device(cfg.device))
@@ -150,7 +153,7 @@ def build_fit(cfg: Config, resume: bool, allow_config_change: bool = False) -> F
     plan = plan_steps(cfg, len(dataset))
     method = build_method(cfg, plan.total).to(device)
     if saved is None:
-        load_pretrained_parts(method, cfg)
+        load_pretrained_parts(method, cfg, load)
     precision = resolve_precision(cfg.train.precision, device)
     fit = Fit(cfg, device, precision, run_dir, plan, method, dist.wrap(method, cfg.train.parallel, device),
               build_optimizer(method, cfg.optim), torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
@@ -309,11 +312,12 @@ def restore(fit: Fit, state: dict) -> int:
     return int(state["step"])
 
 
-def load_pretrained_parts(method: JEPAMethod, cfg: Config) -> None:
+def load_pretrained_parts(method: JEPAMethod, cfg: Config, load: Callable[[str], torch.nn.Module] = load_encoder
+                          ) -> None:
     """A fresh run's ``method.pretrained_sources``: each submodule loads a saved encoder strictly."""
     for name, source in method.pretrained_sources(cfg).items():
         module = method.get_submodule(name)
-        ckpt.load_state_strict(module, load_encoder(source).state_dict(),
+        ckpt.load_state_strict(module, load(source).state_dict(),
                                f"{source} into {name} ({cfg.model.encoder}, img_size {cfg.model.img_size}, "
                                f"patch {cfg.model.patch_size}: set model.* to the saved encoder's)")
 
