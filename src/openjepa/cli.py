@@ -6,6 +6,7 @@ The launcher: it parses arguments and calls the library; the library never impor
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import logging
 import sys
 from typing import Callable, NoReturn, Sequence
@@ -83,6 +84,26 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     summary = train_and_evaluate(cfg, resume=args.resume, allow_config_change=args.allow_config_change)
     if summary["trained"]:
         print(f"run saved in {summary['run_dir']}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from openjepa.interop.export import save_encoder
+    from openjepa.pretrained import load_pretrained
+
+    model = load_pretrained(args.source, which=args.encoder)
+    out = save_encoder(model.encoder, model.config, Path(args.out) / "encoder.safetensors")
+    print(f"{args.source} ({model.format}, {args.encoder} encoder) -> {out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from openjepa.interop.export import export_to
+    from openjepa.pretrained import load_pretrained
+
+    model = load_pretrained(args.source, which=args.encoder)
+    for line in export_to(model.encoder, model.config, args.format, Path(args.out)):
+        print(line)
     return 0
 
 
@@ -206,6 +227,27 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--allow-config-change", action="store_true",
                    help="with --resume: continue even though settings that change what is trained differ")
     f.set_defaults(func=_cmd_finetune)
+
+    cv = sub.add_parser("convert", help="convert any loadable model into an openjepa model folder",
+                        description="Load SOURCE (an openjepa run, checkpoint or encoder.safetensors, a Hugging Face "
+                        "IJepaModel / VJEPA2Model folder, or an official I-JEPA / V-JEPA / V-JEPA 2 checkpoint) and "
+                        "write OUT/encoder.safetensors with the config that rebuilds it, for load_pretrained, embed, "
+                        "eval and finetune.")
+    cv.add_argument("source", help="model to convert")
+    cv.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    cv.add_argument("--encoder", choices=["target", "context"], default="target",
+                    help="the target (EMA) or context encoder of a source that has both (default: target)")
+    cv.set_defaults(func=_cmd_convert)
+
+    ex = sub.add_parser("export", help="export an encoder as safetensors, ONNX or a Hugging Face folder",
+                        description="safetensors: OUT/encoder.safetensors; onnx: OUT/encoder.onnx (dynamic batch "
+                        "axis, checked in onnxruntime); hf: OUT/config.json + model.safetensors loadable with "
+                        "transformers' IJepaModel (image ViTs) or VJEPA2Model (V-JEPA 2 architectures).")
+    ex.add_argument("source", help="run directory, checkpoint, encoder.safetensors or any convertible model")
+    ex.add_argument("--format", required=True, choices=["safetensors", "onnx", "hf"], help="output format")
+    ex.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    ex.add_argument("--encoder", choices=["target", "context"], default="target", help="which encoder (default: target)")
+    ex.set_defaults(func=_cmd_export)
 
     e = sub.add_parser("eval", help="frozen-feature evaluation (linear/attentive probe, kNN, low-shot, RankMe) "
                        "of a checkpoint", epilog=EPILOG + " Features are cached in RUN/features and reused.")

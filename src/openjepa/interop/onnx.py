@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from pathlib import Path
 
 import torch
@@ -38,11 +39,27 @@ def export_onnx(encoder: nn.Module, path: str | Path, opset: int = 18, verbose: 
     x = torch.randn(2, *input_shape(encoder))
     batch = torch.export.Dim("batch", min=1, max=65536)
     sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-    with sink, torch.no_grad():
+    with sink, _quiet(None if verbose else ("onnx_ir", "onnxscript", "torch.onnx")), torch.no_grad():
         torch.onnx.export(encoder, (x,), str(path), dynamo=True, opset_version=opset, input_names=["pixel_values"],
                           output_names=["tokens"], dynamic_shapes={"x": {0: batch}}, external_data=False)
     encoder.train(was_training)
     return path
+
+
+@contextlib.contextmanager
+def _quiet(loggers: tuple[str, ...] | None):
+    """The exporter's INFO chatter off for the duration of the export (levels restored after)."""
+    if not loggers:
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def check_onnx(path: str | Path, encoder: nn.Module, batch: int = 3, atol: float = 1e-4) -> float:
