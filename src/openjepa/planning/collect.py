@@ -23,15 +23,14 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from openjepa.errors import ConfigError
-
 from openjepa.envs import Env, make_env
+from openjepa.errors import ConfigError
+from openjepa.layers.seed import generator
 
 FORMAT = "openjepa.trajectories"
 VERSION = 1
@@ -72,9 +71,8 @@ POLICIES: Dict[str, Callable[[Env, int, int, torch.Generator], Tensor]] = {
 
 
 def episode_generator(seed: int, episode: int) -> torch.Generator:
-    """The generator of episode ``episode``: seeded from ``(seed, episode)`` by numpy's SeedSequence."""
-    state = np.random.SeedSequence([int(seed), int(episode)]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+    """The generator of episode ``episode``: ``openjepa.layers.seed.generator("episode", seed, episode)``."""
+    return generator("episode", int(seed), int(episode))
 
 
 def rollout(env: Env, start: Tensor, actions: Tensor) -> Tensor:
