@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from openjepa.eval.linear import cosine_factor, stratified_split
+from openjepa.eval.linear import cosine_factor, probe_split
 from openjepa.layers import Mlp
 
 
@@ -188,7 +188,7 @@ def attentive_probe(
     if len(lrs) > 1:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"selecting among {len(lrs)} lrs needs 0 < val_fraction < 1, got {val_fraction}")
-        fit, val = stratified_split(train_y, val_fraction, seed)
+        fit, val = probe_split(train_y, val_fraction, seed)
         fit_t, val_t = train_tokens[fit.to(train_tokens.device)], train_tokens[val.to(train_tokens.device)]
         for lr in lrs:
             model = train_attentive(fit_t, train_y[fit], num_classes, lr=lr, **kw)
