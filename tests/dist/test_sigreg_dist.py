@@ -105,9 +105,10 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batch(tmp_path):
             torch.testing.assert_close(res["grad"] / WORLD, z.grad[rows], rtol=1e-10, atol=1e-12)
             torch.testing.assert_close(res["weight_grad"], model.weight.grad, rtol=1e-10, atol=1e-12)
             torch.testing.assert_close(res["bias_grad"], model.bias.grad, rtol=1e-10, atol=1e-12)
-            # what the comparisons above catch
-            assert abs(res["local"] - stat.item()) > 0.2 * stat.item(), (name, rank)
-            assert abs(res["discarded"] - stat.item()) > 0.2 * stat.item(), (name, rank)
+            # what the comparisons above catch: a rank left with its local statistic misses by far more
+            # than rel=1e-12 (by 15-46% with the directions of (SEED, STEP); 10% is the margin checked)
+            assert abs(res["local"] - stat.item()) > 0.1 * stat.item(), (name, rank)
+            assert abs(res["discarded"] - stat.item()) > 0.1 * stat.item(), (name, rank)
             value, grad = res["value_only"]
             assert value == pytest.approx(stat.item(), rel=1e-12)  # the value is right ...
             assert not torch.allclose(grad / WORLD, z.grad[rows])  # ... the DDP-averaged gradient is not

@@ -21,7 +21,7 @@ import torch
 
 from openjepa.config import load_config
 from openjepa.engine import checkpoint as ckpt
-from openjepa.engine.logging import read_jsonl
+from openjepa.engine.logging import read_metrics
 from openjepa.report.pipeline import train_and_evaluate as train
 from openjepa.engine.runs import load_run
 from openjepa.planning.collect import collect
@@ -50,8 +50,15 @@ def final(run_dir: Path) -> dict:
     return ckpt.load_latest(run_dir / "checkpoints")[1]
 
 
+def metric_rows(run_dir: Path) -> list[dict]:
+    """The rows of ``run_dir/metrics.jsonl``; a run's own file has no unreadable line."""
+    rows, bad = read_metrics(run_dir / "metrics.jsonl")
+    assert bad == 0 and rows, f"{run_dir}/metrics.jsonl: {bad} unreadable line(s), {len(rows)} rows"
+    return rows
+
+
 def losses(run_dir: Path) -> list[float]:
-    return [r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
+    return [r["loss"] for r in metric_rows(run_dir) if "loss" in r]
 
 
 @pytest.mark.slow
@@ -102,7 +109,7 @@ def without_key_bias(name: str, v: torch.Tensor) -> torch.Tensor:
 
 
 def objective(run_dir: Path) -> dict[str, list[float]]:
-    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
+    rows = [r for r in metric_rows(run_dir) if "loss" in r]
     return {k: [r[k] for r in rows] for k in OBJECTIVE if k in rows[0]}
 
 

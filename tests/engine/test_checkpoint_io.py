@@ -105,6 +105,27 @@ def test_safetensors_and_checkpoints_get_the_mode_open_gives(tmp_path, mask):
     assert sorted(p.name for p in st.parent.iterdir()) == ["encoder.safetensors"]  # no temporary file left
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_feature_exports_and_trajectory_shards_get_the_mode_open_gives(tmp_path, mask):
+    from openjepa.eval.embed import Embeddings, save_embeddings
+    from openjepa.planning.collect import collect
+
+    want = 0o666 & ~mask
+    emb = Embeddings(torch.randn(2, 3), ["a.png", "b.png"])
+    with umask(mask):
+        written = save_embeddings(emb, tmp_path / "emb" / "feats.safetensors", metadata={"pool": "mean"})
+        out = collect("point_mass", 3, 2, tmp_path / "traj", env_kwargs={"img_size": 8}, shard_size=2,
+                      progress=False)
+    shards = sorted(out.glob("*.safetensors"))
+    assert [p.name for p in shards] == ["shard_00000.safetensors", "shard_00001.safetensors"]
+    for path in (*written, *shards, out / "meta.json"):
+        assert os.stat(path).st_mode & 0o777 == want, (path, oct(os.stat(path).st_mode))
+    with safe_open(str(written[0]), framework="pt") as f:
+        assert f.metadata()["pool"] == "mean" and torch.equal(f.get_tensor("features"), emb.features)
+    assert sorted(p.name for p in (tmp_path / "emb").iterdir()) == ["feats.safetensors", "feats.safetensors.files.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", *(p.name for p in shards)]  # no temporary file
+
+
 def test_save_safetensors_replaces_atomically_and_leaves_no_temporary_on_failure(tmp_path):
     path = ckpt.save_safetensors({"w": torch.zeros(2)}, tmp_path / "e.safetensors")
     with pytest.raises(ValueError, match="non contiguous"):

@@ -87,7 +87,7 @@ def _run(run_dir, *extra):
 def test_a_run_driven_into_collapse_warns_and_a_healthy_one_does_not(tmp_path, capsys):
     """No EMA (the target is the online encoder) and a high learning rate collapse I-JEPA within tens of
     steps; the default tiny recipe does not."""
-    from openjepa.engine.logging import read_jsonl
+    from openjepa.engine.logging import read_metrics
 
     bad = _run(tmp_path / "bad", "optim.ema=[0.0,0.0]", "optim.lr=1e-2")
     assert bad["collapse_warning"] and "representation collapse" in bad["collapse_warning"]
@@ -97,7 +97,9 @@ def test_a_run_driven_into_collapse_warns_and_a_healthy_one_does_not(tmp_path, c
 
     good = _run(tmp_path / "good")
     assert good["collapse_warning"] is None
-    rows = [r for r in read_jsonl(tmp_path / "good" / "metrics.jsonl") if "rankme" in r]
+    all_rows, bad = read_metrics(tmp_path / "good" / "metrics.jsonl")
+    assert bad == 0
+    rows = [r for r in all_rows if "rankme" in r]
     assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
     assert all({"probe_acc", "spread", "rank_centred"} <= set(r) for r in rows)
 

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from openjepa.eval.linear import (
     cosine_factor,
     linear_probe,
+    probe_split,
     standardize,
-    stratified_split,
     train_linear_heads,
 )
 
@@ -87,13 +87,13 @@ def test_probe_is_seeded_and_single_pair_skips_selection():
         linear_probe(x[:300], y[:300], x[300:], y[300:], val_fraction=0.0, **kw)
 
 
-def test_stratified_split_and_standardize():
+def test_probe_split_and_standardize():
     y = torch.cat([torch.zeros(100), torch.ones(50), torch.full((10,), 2)]).long()
-    tr, va = stratified_split(y, 0.1, seed=0)
+    tr, va = probe_split(y, 0.1, seed=0)
     assert sorted(torch.cat([tr, va]).tolist()) == list(range(160))
     assert torch.bincount(y[va]).tolist() == [10, 5, 1]
-    assert torch.equal(stratified_split(y, 0.1, seed=0)[1], va)
-    assert not torch.equal(stratified_split(y, 0.1, seed=1)[1], va)
+    assert torch.equal(probe_split(y, 0.1, seed=0)[1], va)
+    assert not torch.equal(probe_split(y, 0.1, seed=1)[1], va)
     x = torch.randn(50, 3) * 4 + 2
     x[:, 2] = 0.0  # constant dimension: centred only
     test = torch.ones(5, 3)

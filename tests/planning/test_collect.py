@@ -94,6 +94,17 @@ def test_overwrite_rules(tmp_path):
         collect("two_rooms", 0, 2, tmp_path / "x", progress=False)
 
 
+def test_a_killed_shard_write_does_not_block_the_next_collection(tmp_path):
+    out = tmp_path / "c"
+    collect("two_rooms", 2, 2, out, env_kwargs={"img_size": 8}, shard_size=1, progress=False)
+    (out / ".shard_00001.safetensors.tmp.4242").write_bytes(b"half a shard")  # what a SIGKILL leaves
+    collect("two_rooms", 1, 2, out, env_kwargs={"img_size": 8}, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "shard_00000.safetensors"]
+    (out / ".shard_0001.safetensors.tmp.1").write_bytes(b"")  # not a name collect writes: someone else's
+    with pytest.raises(FileExistsError, match="shard_0001"):
+        collect("two_rooms", 1, 2, out, progress=False)
+
+
 def test_cli_collect_end_to_end(tmp_path, capsys):
     out = tmp_path / "data"
     args = ["collect", "two_rooms", "--episodes", "4", "--steps", "10", "--out", str(out), "--img-size", "32",

@@ -219,3 +219,21 @@ def test_planning_on_cuda(make):
     res = run_mpc(env, OracleModel(env), make(), episodes=4, max_steps=MAX_STEPS, progress=False)
     assert res.success_rate == 1.0 and res.plan_seconds_total > 0
     _check_consistent(res, env, MAX_STEPS)
+
+
+def test_mpc_runs_on_the_one_env_type():
+    """run_mpc takes an openjepa.envs Env (there is no second, planning-only Env type): tasks come from
+    env.sample_tasks under the seed, and the executed steps are env.step."""
+    from openjepa import planning
+    from openjepa.envs import Env, make_env
+    from openjepa.planning import mpc
+
+    assert planning.Env is Env and mpc.Env is Env  # the name mpc annotates with is the envs class
+    env = make_env("point_mass", img_size=8)
+    planner = ConstantPlanner([0.6, -0.8], horizon=2, frameskip=1)
+    res = run_mpc(env, OracleModel(env), planner, episodes=3, max_steps=2, seed=4, progress=False)
+    starts, goals = env.sample_tasks(3, torch.Generator().manual_seed(4))
+    assert torch.equal(res.starts, starts) and torch.equal(res.goals, goals)
+    s1 = env.step(starts, torch.tensor([[0.6, -0.8]]).expand(3, 2))
+    torch.testing.assert_close(res.positions[:, 1], env.position(s1))
+    assert not res.success.any() and res.steps.tolist() == [2, 2, 2]  # min_task_distance 16 >> 2 steps

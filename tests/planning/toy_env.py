@@ -1,4 +1,4 @@
-"""A 2-D point integrator with the batched env interface of ``openjepa.planning.mpc.Env``, for tests.
+"""A 2-D point integrator with the batched part of ``openjepa.envs.base.Env`` that MPC uses, for tests.
 
 state = position (N, 2) in the box [-1, 1]²; an action (N, 2) is clipped to L2 norm ``max_action``
 and moves the point by ``dt * action`` (then clamped to the box); success = within ``radius`` of the

@@ -26,29 +26,37 @@ def check_fraction(val_fraction: float) -> float:
     return f
 
 
-def stratified_split(labels: Sequence[int], val_fraction: float, seed: int) -> Tuple[List[int], List[int]]:
+def stratified_split(labels: Sequence[int] | Tensor, val_fraction: float, seed: int,
+                     keep_both: bool = False) -> Tuple[List[int], List[int]]:
     """Deterministic stratified split of ``range(len(labels))`` into (train, held-out) indices.
 
     Each class keeps ``round(n_class * val_fraction)`` items for the held-out split, chosen by a
-    ``torch.Generator`` seeded with ``seed``; both index lists come back in a seeded random order
-    (so any prefix of either split mixes the classes). Unlabelled items (-1) form one stratum.
+    ``torch.Generator`` seeded with ``seed`` (classes in ascending order, one ``randperm`` each);
+    both index lists come back in a seeded random order (so any prefix of either split mixes the
+    classes). Unlabelled items (-1) form one stratum. ``keep_both``: every class with at least two
+    items keeps at least one in each split (a probe's validation split must see every class it
+    can, and must not take a class's only training items); a class of one item stays in train.
+    ``labels`` may be a sequence of ints or a 1-D integer tensor (any device).
     """
     f = check_fraction(val_fraction)
-    by_class: dict[int, List[int]] = {}
-    for i, y in enumerate(labels):
-        by_class.setdefault(int(y), []).append(i)
+    y = (labels.detach().cpu() if isinstance(labels, Tensor) else torch.as_tensor(list(labels))).long().view(-1)
+    order = torch.argsort(y, stable=True)  # (N,): indices grouped by class, ascending within a class
+    counts = torch.unique_consecutive(y[order], return_counts=True)[1].tolist()
     g = torch.Generator().manual_seed(int(seed))
-    train: List[int] = []
-    held: List[int] = []
-    for y in sorted(by_class):
-        idx = by_class[y]
-        perm = torch.randperm(len(idx), generator=g).tolist()
-        n_held = int(round(len(idx) * f))
-        held.extend(idx[p] for p in perm[:n_held])
-        train.extend(idx[p] for p in perm[n_held:])
-    train = [train[p] for p in torch.randperm(len(train), generator=g).tolist()]
-    held = [held[p] for p in torch.randperm(len(held), generator=g).tolist()]
-    return train, held
+    train: List[Tensor] = []
+    held: List[Tensor] = []
+    for idx in torch.split(order, counts):
+        n = idx.numel()
+        idx = idx[torch.randperm(n, generator=g)]
+        n_held = int(round(n * f))
+        if keep_both:
+            n_held = min(max(n_held, 1), n - 1) if n >= 2 else 0
+        held.append(idx[:n_held])
+        train.append(idx[n_held:])
+    train_idx, held_idx = (torch.cat(p) if p else torch.zeros(0, dtype=torch.long) for p in (train, held))
+    train_idx = train_idx[torch.randperm(train_idx.numel(), generator=g)]
+    held_idx = held_idx[torch.randperm(held_idx.numel(), generator=g)]
+    return train_idx.tolist(), held_idx.tolist()
 
 
 def eval_view(dataset: Dataset) -> Dataset:

@@ -8,8 +8,9 @@ which way up) is randomised; learning the class needs shape features, which is w
 self-supervised encoder should discover.
 
 Image ``index`` of ``split`` is a pure function of ``(seed, split, index)``: its random numbers come
-from a ``torch.Generator`` seeded with a hash of that triple, so any item is generated on the fly
-in O(1), DataLoader workers share no state, and the train and test splits never share an image.
+from a ``torch.Generator`` seeded with :func:`openjepa.layers.seed.mix_seed` of that triple, so any
+item is generated on the fly in O(1), DataLoader workers share no state, and the train and test
+splits never share an image.
 Labels are ``index % 10`` so every prefix of the dataset is class-balanced.
 
 Rasterisation is vectorised torch: every shape is a signed-distance function evaluated on the
@@ -20,7 +21,6 @@ pixel grid, with one pixel of anti-aliasing. ``__getitems__`` renders a whole ba
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from openjepa.errors import ConfigError
+from openjepa.layers.seed import mix_seed
 
 from .registry import DatasetInfo, register_dataset
 
@@ -67,9 +68,8 @@ _CHUNK = 64  # images rendered per vectorised pass
 
 
 def item_seed(seed: int, split: str, index: int) -> int:
-    """A stable 63-bit seed for image ``index`` of ``split`` (Python's ``hash`` is salted per process)."""
-    key = f"openjepa.shapes:{int(seed)}:{split}:{int(index)}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") & ((1 << 63) - 1)
+    """The stable 63-bit seed of image ``index`` of ``split``: ``mix_seed("openjepa.shapes", seed, split, index)``."""
+    return mix_seed("openjepa.shapes", int(seed), split, int(index))
 
 
 @functools.lru_cache(maxsize=8)

@@ -2,7 +2,8 @@
 
 The sampler maps step s to epoch e = s // steps_per_epoch and a slice of the permutation seeded by
 (seed, e). Every item is tagged with (step, position in the global batch); augmentations run under
-an RNG seeded from that tag and masks are seeded from it in the collate function, so a resumed run
+an RNG seeded from that tag and masks are seeded from it in the collate function (every seed here is
+:func:`openjepa.layers.seed.mix_seed` of a stream name and those integers), so a resumed run
 sees exactly the batches an uninterrupted one would, with any number of workers or ranks.
 """
 
@@ -14,7 +15,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from openjepa.masks.base import sample_seed
+from openjepa.layers.seed import generator, mix_seed
 
 
 class StepBatchSampler(Sampler[list[tuple[int, int, int]]]):
@@ -31,9 +32,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int, int]]]):
         self.steps_per_epoch = n // global_batch  # drop_last: every step sees a full batch
 
     def permutation(self, epoch: int) -> torch.Tensor:
-        g = torch.Generator()
-        g.manual_seed(sample_seed(self.seed, epoch, 0, 0, "data-order"))
-        return torch.randperm(self.n, generator=g)
+        return torch.randperm(self.n, generator=generator("data-order", self.seed, epoch))
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
         perm, perm_epoch = None, -1
@@ -75,7 +74,7 @@ class StepTagged(Dataset):
                 return self._batch_rendered(keys)
             out = []
             for step, pos, index in keys:
-                torch.default_generator.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
+                torch.default_generator.manual_seed(mix_seed("augment", self.seed, step, pos))
                 x, y = self.dataset[index]
                 out.append((x, y, step, pos))
             return out
@@ -89,12 +88,12 @@ class StepTagged(Dataset):
             raw = copy.copy(self.dataset)
             raw.transform = None  # type: ignore[attr-defined]
         step, pos, _ = keys[0]
-        torch.default_generator.manual_seed(sample_seed(self.seed, step, 0, pos, "augment"))
+        torch.default_generator.manual_seed(mix_seed("augment", self.seed, step, pos))
         items = raw.__getitems__([i for _, _, i in keys])
         out = []
         for (x, y), (s, p, _) in zip(items, keys):
             if tf is not None:
-                torch.default_generator.manual_seed(sample_seed(self.seed, s, 0, p, "augment"))
+                torch.default_generator.manual_seed(mix_seed("augment", self.seed, s, p))
                 x = tf(x)
             out.append((x, y, s, p))
         return out
@@ -112,4 +111,4 @@ def step_loader(dataset: Dataset, collate, *, global_batch: int, seed: int, star
     return DataLoader(StepTagged(dataset, seed), batch_sampler=sampler, collate_fn=collate,
                       num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
                       prefetch_factor=4 if num_workers > 0 else None,
-                      generator=torch.Generator().manual_seed(sample_seed(seed, start, rank, 0, "loader")))
+                      generator=generator("loader", seed, start, rank))

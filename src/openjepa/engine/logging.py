@@ -55,6 +55,24 @@ def progress(total: int, initial: int, enabled: bool, desc: str = "train") -> tq
                 smoothing=0.1)
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_metrics(path: str | os.PathLike) -> tuple[list[dict], int]:
+    """``(rows, bad)``: the JSON objects of a ``metrics.jsonl`` (as :class:`MetricLogger` writes it)
+    that hold a ``step``, and the number of non-blank lines that are not such an object (e.g. the
+    half-written last line of a run still training). A missing file gives ``([], 0)``."""
+    path = Path(path)
+    if not path.is_file():
+        return [], 0
+    rows, bad = [], 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
+        else:
+            bad += 1
+    return rows, bad

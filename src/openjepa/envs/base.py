@@ -33,7 +33,10 @@ class Env(ABC):
     """A batched 2-D environment with a disk-shaped agent.
 
     Subclasses set the attributes below in ``__init__`` and implement ``_dynamics``,
-    ``sample_free`` and ``kwargs``; everything else is shared.
+    ``sample_free`` and ``kwargs``; everything else is shared. This is the one environment type
+    of the library: :func:`openjepa.planning.mpc.run_mpc` takes an ``Env`` too, and calls only
+    its pure, batched part (``step``, ``render``, ``sample_tasks``, ``success``, ``position``,
+    ``action_dim``).
     """
 
     name: str

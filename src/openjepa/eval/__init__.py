@@ -5,7 +5,7 @@ from openjepa.eval.attentive import AttentiveClassifier, AttentiveResult, attent
 from openjepa.objectives.diagnostics import feature_std, rankme
 from openjepa.eval.features import Features, extract, extract_features
 from openjepa.eval.knn import knn_accuracy, knn_classify
-from openjepa.eval.linear import ProbeResult, linear_probe, stratified_split, train_linear_heads
+from openjepa.eval.linear import ProbeResult, linear_probe, probe_split, train_linear_heads
 from openjepa.eval.lowshot import LowShotResult, lowshot_indices, lowshot_probe
 from openjepa.eval.table import FeatureSplits, ProbeTable, evaluate_features, format_table
 
@@ -28,7 +28,7 @@ __all__ = [
     "linear_probe",
     "lowshot_indices",
     "lowshot_probe",
+    "probe_split",
     "rankme",
-    "stratified_split",
     "train_linear_heads",
 ]

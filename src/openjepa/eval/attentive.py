@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from openjepa.engine.logging import progress as progress_bar
-from openjepa.eval.linear import cosine_factor, stratified_split
+from openjepa.eval.linear import cosine_factor, probe_split
 from openjepa.models.heads import AttentiveClassifier, CrossAttention, heads_for  # noqa: F401
 
 
@@ -138,7 +138,7 @@ def attentive_probe(
     if len(lrs) > 1:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"selecting among {len(lrs)} lrs needs 0 < val_fraction < 1, got {val_fraction}")
-        split = stratified_split(train_y, val_fraction, seed)
+        split = probe_split(train_y, val_fraction, seed)
     runs = [train_tokens.shape[0]] + ([] if split is None else [split[0].numel()] * len(lrs))  # images per run
     with progress_bar(sum(epochs * math.ceil(n / batch_size) for n in runs), 0, progress, desc) as bar:
         kw = dict(wd=wd, epochs=epochs, batch_size=batch_size, seed=seed, device=device, num_heads=num_heads,

@@ -194,10 +194,10 @@ def save_embeddings(emb: Embeddings, out: str | os.PathLike, metadata: dict[str,
     if out.suffix.lower() == ".npy":
         np.save(out, feats.numpy())
     else:
-        from safetensors.torch import save_file
+        from openjepa.engine.checkpoint import save_safetensors
 
         meta = {**(metadata or {}), "files": json.dumps(emb.files), "shape": json.dumps(list(feats.shape))}
-        save_file({"features": feats}, str(out), metadata=meta)
+        save_safetensors({"features": feats}, out, metadata=meta)  # atomic, and the mode open() gives (not 0600)
     files_txt = out.with_name(out.name + ".files.txt")
     files_txt.write_text("".join(f"{p}\n" for p in emb.files))
     written = [out, files_txt]

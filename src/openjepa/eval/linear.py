@@ -32,6 +32,8 @@ from tqdm.auto import tqdm
 
 from openjepa.engine.logging import progress as progress_bar
 
+from openjepa.data.base import stratified_split
+
 DEFAULT_LRS: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
 DEFAULT_WDS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
 
@@ -63,25 +65,12 @@ def standardize(train_x: Tensor, *others: Tensor, eps: float = 1e-6) -> tuple[Te
     return tuple((t - mean) / std for t in (train_x, *others))
 
 
-def stratified_split(y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Seeded split of indices into (train, val), taking ``round(val_fraction * n_c)`` of each class c.
-
-    Every class with at least two samples keeps at least one in each part. Returns CPU int64 indices.
-    """
-    g = torch.Generator().manual_seed(seed)
-    y = y.cpu()
-    train_parts, val_parts = [], []
-    for c in torch.unique(y).tolist():
-        idx = torch.nonzero(y == c).flatten()
-        idx = idx[torch.randperm(idx.numel(), generator=g)]
-        n_val = int(round(val_fraction * idx.numel()))
-        if idx.numel() >= 2:
-            n_val = min(max(n_val, 1), idx.numel() - 1)
-        else:
-            n_val = 0
-        val_parts.append(idx[:n_val])
-        train_parts.append(idx[n_val:])
-    return torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
+def probe_split(y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """A probe's seeded (fit, validation) split of the train indices: :func:`openjepa.data.base.stratified_split`
+    with ``keep_both`` (``round(val_fraction * n_c)`` of each class c, and every class with at least two
+    samples keeps at least one in each part), as sorted CPU int64 tensors."""
+    fit, val = stratified_split(y, val_fraction, seed, keep_both=True)
+    return torch.tensor(sorted(fit), dtype=torch.long), torch.tensor(sorted(val), dtype=torch.long)
 
 
 def cosine_factor(step: int, total_steps: int) -> float:
@@ -211,7 +200,7 @@ def linear_probe(
     if len(grid) > 1:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"selecting among {len(grid)} heads needs 0 < val_fraction < 1, got {val_fraction}")
-        split = tuple(i.to(device) for i in stratified_split(tr_y, val_fraction, seed))
+        split = tuple(i.to(device) for i in probe_split(tr_y, val_fraction, seed))
     sizes = [tr_x.shape[0]] if split is None else [split[0].numel(), tr_x.shape[0]]  # the training phases
     with progress_bar(sum(epochs * math.ceil(n / batch_size) for n in sizes), 0, progress, desc) as bar:
         return _select_and_fit(tr_x, tr_y, te_x, te_y, grid, split, num_classes,

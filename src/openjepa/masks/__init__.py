@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence, Union
 
-from openjepa.masks.base import MaskBatch, Masks, MaskSampler, generator_for, pad_sets, sample_seed
+from openjepa.masks.base import MaskBatch, Masks, MaskSampler, pad_sets
 from openjepa.masks.collate import MaskCollator
 from openjepa.masks.multiblock import MultiBlockMaskSampler
 from openjepa.masks.ops import apply_masks, masked_mean, masks_to_dense, repeat_for_blocks, valid_or_ones
@@ -25,7 +25,7 @@ def build_mask_sampler(cfg: "MaskConfig", grid: Sequence[int], seed: int) -> Uni
 
 
 __all__ = [
-    "MaskBatch", "Masks", "MaskSampler", "generator_for", "pad_sets", "sample_seed",
+    "MaskBatch", "Masks", "MaskSampler", "pad_sets",
     "MultiBlockMaskSampler", "RandomMaskSampler", "MaskCollator", "build_mask_sampler", "SAMPLERS",
     "apply_masks", "repeat_for_blocks", "masked_mean", "masks_to_dense", "valid_or_ones", "mask_image",
 ]

@@ -6,7 +6,6 @@ A sampler never truncates: sets of different sizes are padded and carry a validi
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, NamedTuple, Optional, Protocol, Sequence
 
 import torch
@@ -50,31 +49,14 @@ class MaskSampler(Protocol):
     """A pure function of (seed, step, rank, sample index) -> masks for a batch.
 
     ``grid`` is the (T, H, W) token grid. ``__call__(batch_size, step, rank)`` returns ``Masks``;
-    sample i is seeded from ``indices[i]`` when ``indices`` is given (e.g. its position in the
-    global batch), else from i.
+    sample i draws from ``openjepa.layers.seed.generator("mask", seed, step, rank, indices[i])`` when
+    ``indices`` is given (e.g. its position in the global batch), else with i in place of ``indices[i]``.
     """
 
     grid: tuple[int, int, int]
 
     def __call__(self, batch_size: int, step: int, rank: int = 0,
                  indices: Optional[Sequence[int]] = None) -> Masks: ...
-
-
-def sample_seed(seed: int, step: int, rank: int, index: int, stream: str = "mask") -> int:
-    """A 63-bit seed that depends on (seed, step, rank, index, stream) only.
-
-    Hash-based so nearby tuples give unrelated streams (plain arithmetic such as
-    ``seed + step`` makes step 1 of seed 0 replay step 0 of seed 1).
-    """
-    key = f"{stream}:{seed}:{step}:{rank}:{index}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
-
-
-def generator_for(seed: int, step: int, rank: int, index: int, stream: str = "mask") -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded by :func:`sample_seed`."""
-    g = torch.Generator()
-    g.manual_seed(sample_seed(seed, step, rank, index, stream))
-    return g
 
 
 def pad_sets(sets: list[Tensor]) -> MaskBatch:

@@ -18,7 +18,7 @@ uniformly from ``temporal_scale``, and ``rnd(x) = floor(x + 0.5)``::
 Each of h, w, t is non-decreasing in s, a (h), 1/a (w) and f, so every block satisfies
 ``size(s_lo, a_lo) <= h <= size(s_hi, a_hi)`` (and the mirror for w). A block's corner is uniform
 over all placements that fit: ``top`` in [0, H - h], ``left`` in [0, W - w], ``t0`` in [0, T - t],
-inclusive. Every draw uses the sample's own generator ``generator_for(seed, step, rank, index)``.
+inclusive. Every draw uses the sample's own generator ``generator("mask", seed, step, rank, index)``.
 
 Context: the union of ``num_context`` blocks, minus the union of the targets (unless
 ``allow_overlap``), with at least ``min_keep`` tokens (``min_keep < 1`` counts as 1: never empty). A sample is rejection-sampled: up to
@@ -66,7 +66,8 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import torch
 from torch import Tensor
 
-from openjepa.masks.base import Masks, MaskBatch, generator_for, pad_sets, sample_indices
+from openjepa.layers.seed import generator
+from openjepa.masks.base import Masks, MaskBatch, pad_sets, sample_indices
 
 if TYPE_CHECKING:
     from openjepa.config.schema import MaskConfig
@@ -228,7 +229,7 @@ class MultiBlockMaskSampler:
     def _batch_sizes(self, step: int, rank: int) -> tuple[Size, Size]:
         """official_compat: one target size and one context size per batch, scale and aspect
         from one uniform number (defects (b) and (e), reproduced on purpose)."""
-        u = torch.rand(3, generator=generator_for(self.seed, step, rank, 0, "mask-batch")).tolist()
+        u = torch.rand(3, generator=generator("mask-batch", self.seed, step, rank)).tolist()
         tgt = self.block_size(_lerp(self.target_scale, u[0]), _lerp(self.target_aspect, u[0]),
                               _lerp(self.temporal_scale, u[1]))
         ctx = self.block_size(_lerp(self.context_scale, u[2]), _lerp(self.context_aspect, u[2]))
@@ -238,7 +239,7 @@ class MultiBlockMaskSampler:
                    sizes: Optional[tuple[Size, Size]] = None) -> tuple[Tensor, list[Tensor]]:
         """One sample: (context indices (Kc,), [target block indices (Kt_j,)] * num_targets), sorted."""
         T = self.grid[0]
-        g = generator_for(self.seed, step, rank, index)
+        g = generator("mask", self.seed, step, rank, index)
         n_u = self.num_targets * _U_PER_TARGET + self.num_context * _U_PER_CONTEXT
         for _ in range(self.max_tries):
             u = torch.rand(n_u, generator=g).tolist()

@@ -6,7 +6,7 @@ rest are the context (B, Kc). Sets are equal-sized by construction, so ``valid``
 ``Kt = clamp(round(ratio * N), 1, N - 1)`` and ``Kc = N - Kt`` with N = T*H*W tokens. With
 ``tube=True`` the same ``clamp(round(ratio * H*W), 1, H*W - 1)`` spatial tokens are targets in every
 frame (VideoMAE: a token hidden in one frame cannot be copied from its neighbour frame), so
-``Kt = T * that``. Sample i draws from ``generator_for(seed, step, rank, i)`` only.
+``Kt = T * that``. Sample i draws from ``generator("mask", seed, step, rank, i)`` only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import torch
 from torch import Tensor
 
-from openjepa.masks.base import MaskBatch, Masks, generator_for, sample_indices
+from openjepa.layers.seed import generator
+from openjepa.masks.base import MaskBatch, Masks, sample_indices
 
 if TYPE_CHECKING:
     from openjepa.config.schema import MaskConfig
@@ -54,7 +55,7 @@ class RandomMaskSampler:
     def sample_one(self, step: int, rank: int, index: int) -> tuple[Tensor, Tensor]:
         """(context (Kc,), target (Kt,)), both sorted."""
         T, H, W = self.grid
-        perm = torch.randperm(self._n, generator=generator_for(self.seed, step, rank, index))
+        perm = torch.randperm(self._n, generator=generator("mask", self.seed, step, rank, index))
         hidden = torch.zeros(self._n, dtype=torch.bool)
         hidden[perm[: self.num_drawn]] = True
         if self.tube:

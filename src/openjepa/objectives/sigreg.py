@@ -18,7 +18,8 @@ Algorithm 1 and Sec. 6.1 use 17 points on [−5, 5], which is exactly ``knots=9,
 
 Under the null (Theorem 6, Sec. 5.1): E[EP] = ∫ w(t)(1 − exp(−t²)) dt, whatever N (1.053 on [−3, 3],
 1.059 on the whole line); a collapsed or anisotropic batch scores O(N). Directions are drawn afresh every step (Sec. 4.3, Fig. 7) from a
-CPU generator seeded by (seed, step), so every rank and device draws the same ones.
+CPU generator seeded by (seed, step) (``openjepa.layers.seed.generator("sigreg", seed, step)``), so
+every rank and device draws the same ones.
 
 Distributed: the sums of cos(t x_j), sin(t x_j) and the sample count are summed over ranks by an
 autograd-aware all-reduce, so every rank gets the statistic of the *global* batch, N being the global
@@ -30,10 +31,11 @@ one-process gradient of EP on the concatenated batch: use the loss unscaled (the
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+
+from openjepa.layers.seed import generator
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -58,8 +60,7 @@ def _sum_over_ranks(x: Tensor) -> Tensor:
 
 def slice_directions(dim: int, num_slices: int, seed: int, step: int) -> Tensor:
     """(dim, num_slices) float64 CPU tensor of unit-norm columns, a function of (seed, step) only."""
-    mixed = int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint64)[0])
-    g = torch.Generator(device="cpu").manual_seed(mixed)
+    g = generator("sigreg", int(seed), int(step))
     a = torch.randn(dim, num_slices, generator=g, dtype=torch.float64)
     return a / a.norm(dim=0, keepdim=True)
 

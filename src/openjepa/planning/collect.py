@@ -23,20 +23,22 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from openjepa.errors import ConfigError
-
+from openjepa.engine.checkpoint import save_safetensors
 from openjepa.envs import Env, make_env
+from openjepa.errors import ConfigError
+from openjepa.layers.seed import generator
 
 FORMAT = "openjepa.trajectories"
 VERSION = 1
 META = "meta.json"
 SHARD_RE = re.compile(r"shard_\d{5}\.safetensors")
+# What an earlier collection may leave beside its shards: the temporary file of a shard whose
+# write was killed (engine.checkpoint.save_safetensors writes ".<name>.tmp.<pid>", then renames it).
+SHARD_TMP_RE = re.compile(r"\.shard_\d{5}\.safetensors\.tmp\.\d+")
 ARRAYS = {
     "obs": "uint8 (E, T+1, 3, H, W): env.render(states)",
     "actions": "float32 (E, T, A): policy actions (clipped to max_action by env.step); "
@@ -72,9 +74,8 @@ POLICIES: Dict[str, Callable[[Env, int, int, torch.Generator], Tensor]] = {
 
 
 def episode_generator(seed: int, episode: int) -> torch.Generator:
-    """The generator of episode ``episode``: seeded from ``(seed, episode)`` by numpy's SeedSequence."""
-    state = np.random.SeedSequence([int(seed), int(episode)]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+    """The generator of episode ``episode``: ``openjepa.layers.seed.generator("episode", seed, episode)``."""
+    return generator("episode", int(seed), int(episode))
 
 
 def rollout(env: Env, start: Tensor, actions: Tensor) -> Tensor:
@@ -116,8 +117,8 @@ def collect(env_name: str, episodes: int, steps: int, out_dir: str | os.PathLike
                 actions.append(POLICIES[policy](env, 1, steps, g))
             states = rollout(env, torch.cat(starts), torch.cat(actions))
             name = f"shard_{len(shards):05d}.safetensors"
-            save_file({"obs": render_episodes(env, states), "actions": torch.cat(actions).contiguous(),
-                       "states": states.contiguous()}, str(out / name))
+            save_safetensors({"obs": render_episodes(env, states), "actions": torch.cat(actions).contiguous(),
+                              "states": states.contiguous()}, out / name)
             shards.append(name)
             bar.update(len(ids))
     meta = {"format": FORMAT, "version": VERSION, "env": env.name, "env_kwargs": env.kwargs(),
@@ -136,7 +137,8 @@ def _prepare(out: Path) -> None:
         raise FileExistsError(f"collect: output {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     names = [p.name for p in out.iterdir()]
-    foreign = [n for n in names if n not in (META, META + ".tmp") and not SHARD_RE.fullmatch(n)]
+    foreign = [n for n in names if n not in (META, META + ".tmp") and not SHARD_RE.fullmatch(n)
+               and not SHARD_TMP_RE.fullmatch(n)]
     if foreign or (META in names and not _is_collection(out / META)):
         what = ", ".join(sorted(foreign)[:3]) or META + " of another format"
         raise FileExistsError(f"collect: output folder {out} is not empty and not a trajectory collection "

@@ -10,7 +10,9 @@ A_model = frameskip * env.action_dim numbers is split into frameskip env actions
 checked after every env step, so a goal passed in the middle of a block counts; an episode that
 succeeds is frozen (no more env steps, no more planning) and its steps-to-goal recorded.
 
-The environment is used only through the interface of ``Env`` (pure, batched torch functions).
+The environment is an :class:`openjepa.envs.base.Env`, used only through its batched, pure part:
+``step``, ``render``, ``sample_tasks``, ``success``, ``position``, ``action_dim`` (any object with
+these works, e.g. a test double).
 """
 
 from __future__ import annotations
@@ -24,25 +26,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from openjepa.envs.base import Env
 from openjepa.planning.sampling import (BoundKind, Device, Energy, PlanResult, check_bound, evaluate,
                                         planning_device, shift_plan, uniform_actions)
 
 EnergyKind = Literal["final", "sum", "min"]
-
-
-class Env(Protocol):
-    """The batched environment interface run_mpc needs (states (N, S), env actions (N, A))."""
-
-    action_dim: int
-    max_action: float
-    state_dim: int
-    img_size: int
-
-    def step(self, state: Tensor, action: Tensor) -> Tensor: ...  # (N, S), (N, A) -> (N, S); clips actions
-    def render(self, state: Tensor) -> Tensor: ...  # (N, S) -> uint8 (N, 3, img, img)
-    def sample_tasks(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]: ...  # (n, S) x 2
-    def success(self, state: Tensor, goal: Tensor) -> Tensor: ...  # (N,) bool
-    def position(self, state: Tensor) -> Tensor: ...  # (N, 2)
 
 
 class PlanningModel(Protocol):
@@ -283,5 +271,5 @@ def run_mpc(env: Env, model: PlanningModel, planner: Planner, episodes: int, max
                      plan_seconds_total=clock.seconds, plan_calls=clock.calls, plan_episode_calls=clock.episode_calls)
 
 
-__all__ = ["Env", "MPCResult", "OracleModel", "PlanningModel", "Planner", "RandomPlanner", "reduce_distances",
+__all__ = ["MPCResult", "OracleModel", "PlanningModel", "Planner", "RandomPlanner", "reduce_distances",
            "run_mpc"]

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from openjepa.engine import logging as engine_logging
+
 
 class RunFileError(ValueError):
     """A run file exists but cannot be parsed (the report shows the message instead of the section)."""
@@ -19,23 +21,7 @@ class RunFileError(ValueError):
 def read_metrics(path: str | Path) -> tuple[list[dict], int]:
     """``(rows, bad)``: the JSON objects of ``metrics.jsonl`` and the number of lines that are not
     one (e.g. the half-written last line of a run still training). Missing file: ``([], 0)``."""
-    path = Path(path)
-    if not path.is_file():
-        return [], 0
-    rows, bad = [], 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(row, dict) and "step" in row:
-            rows.append(row)
-        else:
-            bad += 1
-    return rows, bad
+    return engine_logging.read_metrics(path)
 
 
 def _number(v: Any) -> float | None:
