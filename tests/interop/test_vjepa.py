@@ -9,7 +9,8 @@ from transformers import VJEPA2Config, VJEPA2Model  # noqa: E402
 from openjepa.engine.checkpoint import load_state_strict  # noqa: E402
 from openjepa.errors import CheckpointError  # noqa: E402
 from openjepa.interop.vjepa import (build_from_hf_config, from_hf_vjepa2, from_official_vjepa,  # noqa: E402
-                                    from_official_vjepa2, official_vjepa2_arch, official_vjepa_arch,
+                                    from_official_vjepa2, official_predictor_kwargs, official_vjepa2_arch,
+                                    official_vjepa_arch,
                                     save_hf_vjepa2, split_predictor, to_hf_vjepa2)
 from openjepa.masks.base import MaskBatch  # noqa: E402
 from openjepa.masks.ops import apply_masks  # noqa: E402
@@ -153,6 +154,8 @@ def test_official_layout_both_directions(hf, ours):
     ref_e, ref_p = split_predictor(ours[2].state_dict)
     assert set(e) == set(ref_e) and all(torch.equal(e[k], ref_e[k]) for k in e)
     assert set(p) == set(ref_p) and all(torch.equal(p[k], ref_p[k]) for k in p)
+    kw = official_predictor_kwargs(ckpt)  # widths, depth and mask-token count from the shapes
+    assert (kw["predictor_embed_dim"], kw["depth"], kw["num_mask_tokens"], kw["mlp_ratio"]) == (24, 2, 3, 4.0)
     ctx = split_predictor(from_official_vjepa2(ckpt, which="context").state_dict)[0]
     assert torch.equal(ctx["norm.weight"], ref_e["norm.weight"] + 1)  # "context" is the file's encoder
 
