@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from openjepa.layers.rope import apply_rope
+
 
 class Attention(nn.Module):
     """Self-attention; parameter names (``qkv``, ``proj``) follow the common ViT convention."""
@@ -22,11 +24,15 @@ class Attention(nn.Module):
         self.attn_drop = attn_drop
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
-        """x: (B, N, D); attn_mask: (B, 1, 1, N) bool, True = this key may be attended."""
+    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None,
+                rope: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
+        """x: (B, N, D); attn_mask: (B, 1, 1, N) bool, True = this key may be attended; rope: the
+        (cos, sin) tables of :func:`openjepa.layers.rope.rope_tables` for these tokens, applied to q and k."""
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, D // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, N, hd)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         drop = self.attn_drop if self.training else 0.0
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)  # (B, nh, N, hd)
         x = x.transpose(1, 2).reshape(B, N, D)

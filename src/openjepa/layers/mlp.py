@@ -43,8 +43,10 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = drop_path
 
-    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
-        x = x + drop_path(self.attn(self.norm1(x), attn_mask), self.drop_path, self.training)
+    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None,
+                rope: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
+        """x: (B, N, D); ``rope``: rotary (cos, sin) tables for these tokens (V-JEPA 2), or None."""
+        x = x + drop_path(self.attn(self.norm1(x), attn_mask, rope), self.drop_path, self.training)
         return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
 
 

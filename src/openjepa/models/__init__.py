@@ -8,6 +8,7 @@ from openjepa.models.ac_predictor import ACPredictor
 from openjepa.models.predictor import Predictor
 from openjepa.models.resnet import ResNet
 from openjepa.models.vit import VisionTransformer
+from openjepa.models import vjepa  # noqa: F401  (registers the V-JEPA / V-JEPA 2 architectures)
 from openjepa.registry import MODELS
 
 
