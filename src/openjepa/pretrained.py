@@ -57,9 +57,14 @@ class Pretrained:
 
 
 def preprocessing_of(source: Source) -> Preprocessing:
-    cfg, info = source.config, dataset_info(source.config.data)
-    return Preprocessing(cfg.model.img_size, cfg.model.in_chans, tuple(info.mean), tuple(info.std),
-                         cfg.model.num_frames, int(source.extra.get("frame_step", 1)))
+    cfg = source.config
+    if cfg.data.mean is not None and cfg.data.std is not None:  # a converted model states its own
+        mean, std = tuple(cfg.data.mean), tuple(cfg.data.std)
+    else:
+        info = dataset_info(cfg.data)
+        mean, std = tuple(info.mean), tuple(info.std)
+    return Preprocessing(cfg.model.img_size, cfg.model.in_chans, mean, std, cfg.model.num_frames,
+                         int(source.extra.get("frame_step", 1)))
 
 
 def load_pretrained(path: str | Path, which: str = "target", predictor: bool = False,

@@ -1,5 +1,8 @@
-"""Interoperability: trained encoders out of openjepa (safetensors now; Hugging Face and ONNX in issue 12)."""
+"""Interoperability: released JEPAs in (converters, loadable source formats), trained encoders out
+(safetensors, ONNX, Hugging Face). Importing this package registers every source format."""
 
-from openjepa.interop.export import export_encoder
+from openjepa.interop import released  # noqa: F401  (registers the Hugging Face and official formats)
+from openjepa.interop.export import export_encoder, export_to, save_encoder
+from openjepa.interop.sources import SOURCE_FORMATS, Source, load_source
 
-__all__ = ["export_encoder"]
+__all__ = ["SOURCE_FORMATS", "Source", "export_encoder", "export_to", "load_source", "save_encoder"]

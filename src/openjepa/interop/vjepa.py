@@ -353,6 +353,11 @@ def _official_shapes(obj: Mapping[str, Any], which: str) -> tuple[int, int, Opti
     return dim, depth, n_pos, enc
 
 
+def official_position_count(obj: Mapping[str, Any], which: str = "target") -> Optional[int]:
+    """Tokens in the file's stored sin-cos table (unused by V-JEPA 2, but it tells the grid), or None."""
+    return _official_shapes(obj, which)[2]
+
+
 def _arch(obj: Mapping[str, Any], which: str, pos: str, family: str) -> str:
     dim, depth, n_pos, enc = _official_shapes(obj, which)
     w = enc["patch_embed.proj.weight"]  # (D, C, t, p, p)

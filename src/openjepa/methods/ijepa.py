@@ -100,7 +100,8 @@ def _std(t: Tensor) -> Tensor:
 def build_encoder(cfg: Config) -> nn.Module:
     m = cfg.model
     return create_model(m.encoder, img_size=m.img_size, patch_size=m.patch_size, in_chans=m.in_chans,
-                        num_frames=m.num_frames, tubelet_size=m.tubelet_size, drop_path=m.drop_path)
+                        num_frames=m.num_frames, tubelet_size=m.tubelet_size, drop_path=m.drop_path,
+                        **dict(m.encoder_kwargs))
 
 
 def check_ijepa(cfg: Config) -> None:

@@ -125,6 +125,12 @@ def _vit(embed_dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, **k
     return VisionTransformer(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, **kwargs)
 
 
+@register_model
+def vit(embed_dim: int = 768, depth: int = 12, num_heads: int = 12, **kw) -> VisionTransformer:
+    """Any ViT shape (``model.encoder_kwargs``: embed_dim, depth, num_heads, mlp_ratio, pos, ...), e.g. a converted one."""
+    return _vit(embed_dim, depth, num_heads, **kw)
+
+
 # Small sizes for CPUs and tests.
 @register_model
 def vit_pico(**kw) -> VisionTransformer:
