@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+import torch
 from torch import Tensor
 
 from openjepa.errors import CheckpointError
@@ -77,3 +78,31 @@ def convert_keys(state: Mapping[str, Tensor], rules: Sequence[Rule], drop: Seque
         raise CheckpointError(f"{what}: {len(unknown)} key(s) that no rule maps (another architecture?): "
                               f"{', '.join(unknown[:12])}{' ...' if len(unknown) > 12 else ''}")
     return out
+
+
+def fuse_parts(conv: Conversion, parts: Sequence[str], dim: int = 0, sep: str = "#",
+               what: str = "checkpoint") -> Conversion:
+    """Concatenate pieces that rules renamed to ``KEY#part`` into one tensor ``KEY``, in the order of ``parts``.
+
+    For sources that store one of our tensors in pieces, e.g. separate query, key and value
+    projections (``parts=("q", "k", "v")``) for our one ``qkv``: rename them to ``...qkv.weight#q`` and
+    so on, then fuse along ``dim``; ``mapped`` then names ``KEY``. A piece without all its siblings, or
+    pieces whose shapes differ, raise :class:`CheckpointError` naming them. Changes ``conv`` in place.
+    """
+    groups: dict[str, dict[str, Tensor]] = {}
+    for key in [k for k in conv.state_dict if sep in k]:
+        base, part = key.rsplit(sep, 1)
+        groups.setdefault(base, {})[part] = conv.state_dict.pop(key)
+    for base, pieces in groups.items():
+        if set(pieces) != set(parts):
+            raise CheckpointError(f"{what}: {base} needs the pieces {', '.join(parts)}; found "
+                                  f"{', '.join(sorted(pieces))}")
+        shapes = {tuple(t.shape) for t in pieces.values()}
+        if len(shapes) > 1:
+            raise CheckpointError(f"{what}: the pieces of {base} differ in shape: "
+                                  + ", ".join(f"{p} {tuple(pieces[p].shape)}" for p in parts))
+        if base in conv.state_dict:
+            raise CheckpointError(f"{what}: {base!r} is given both whole and in pieces")
+        conv.state_dict[base] = torch.cat([pieces[p] for p in parts], dim=dim)
+    conv.mapped = {src: (dst.rsplit(sep, 1)[0] if sep in dst else dst) for src, dst in conv.mapped.items()}
+    return conv

@@ -6,6 +6,7 @@ from torch import nn
 
 from openjepa.models.ac_predictor import ACPredictor
 from openjepa.models.predictor import Predictor
+from openjepa.models.released import RELEASED_IJEPA  # noqa: F401  (registers the released I-JEPA encoders)
 from openjepa.models.resnet import ResNet
 from openjepa.models.vit import VisionTransformer
 from openjepa.models import vjepa  # noqa: F401  (registers the V-JEPA / V-JEPA 2 architectures)

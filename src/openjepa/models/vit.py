@@ -32,7 +32,7 @@ class VisionTransformer(nn.Module):
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_frames: int = 1,
                  tubelet_size: int = 1, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path: float = 0.0, init_std: float = 0.02,
-                 pos: str = "sincos"):
+                 pos: str = "sincos", norm_eps: float = 1e-6):
         super().__init__()
         if pos not in ("sincos", "rope"):
             raise ConfigError(f"pos={pos!r} is not a position embedding; choose one of: sincos, rope")
@@ -52,8 +52,10 @@ class VisionTransformer(nn.Module):
             self.pos_embed = nn.Parameter(sincos_embed(embed_dim, self.grid, video=self.video)[None],
                                           requires_grad=False)
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i]) for i in range(depth))
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i], norm_eps)
+                                    for i in range(depth))
+        # LayerNorm eps: 1e-6 as in the official I-JEPA / V-JEPA code; Hugging Face configs carry their own.
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         init_weights(self, init_std)
         rescale_residuals(self.blocks)
 
