@@ -26,7 +26,7 @@ from safetensors.torch import load_file as load_safetensors
 from openjepa.config.schema import Config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.errors import CheckpointError
-from openjepa.interop import vjepa
+from openjepa.interop import ijepa, vjepa
 from openjepa.interop.convert import Conversion
 from openjepa.interop.sources import Source, is_torch_zip, register_source
 from openjepa.models.predictor import Predictor
@@ -99,9 +99,12 @@ def load_hf(path: Path, which: str = "target", predictor: bool = False, map_loca
         return Source(enc, config_for(kwargs, mean, std), "hf-vjepa2", pred, conv,
                       {"frame_step": 4, "frames_per_clip": kwargs["num_frames"]})
     if kind == "ijepa":
-        from openjepa.interop import ijepa
-
-        return ijepa.load_hf_source(path, config, _hf_state(path), mean, std)
+        kwargs = ijepa.hf_ijepa_kwargs(config)  # checks the config before any weights are read
+        conv = ijepa.from_hf_ijepa(_hf_state(path), config)
+        if predictor:
+            raise CheckpointError(f"{path}: an IJepaModel folder holds an encoder only; it has no predictor")
+        return Source(_encoder(kwargs, conv, f"Hugging Face IJepaModel {path}"), config_for(kwargs, mean, std),
+                      "hf-ijepa", None, conv)
     raise CheckpointError(f"{path / 'config.json'}: model_type={kind!r} is not a JEPA openjepa converts; "
                           f"choose a folder of model_type 'ijepa' (IJepaModel) or 'vjepa2' (VJEPA2Model)")
 
@@ -147,10 +150,11 @@ def _vjepa_family(obj: Mapping[str, Any], which: str) -> str:
 @register_source("official", lambda p: _official(p) is not None)
 def load_official(path: Path, which: str = "target", predictor: bool = False, map_location: Any = "cpu") -> Source:
     obj = _official(path)
-    if _patch_weight(obj).ndim == 4:
-        from openjepa.interop import ijepa
-
-        return ijepa.load_official_source(path, obj, which, predictor)
+    if _patch_weight(obj).ndim == 4:  # I-JEPA: a Conv2d patch embedding
+        enc, pred, conv = ijepa.build_official_ijepa(obj, which, predictor)
+        name, kwargs = ijepa.official_ijepa_arch(ijepa.split_predictor(conv.state_dict)[0])
+        return Source(enc, config_for(kwargs, IMAGENET_MEAN, IMAGENET_STD), "official-ijepa", pred, conv,
+                      {"arch": name})
     family = _vjepa_family(obj, which)
     name = (vjepa.official_vjepa_arch if family == "vjepa" else vjepa.official_vjepa2_arch)(obj, which)
     convert = vjepa.from_official_vjepa if family == "vjepa" else vjepa.from_official_vjepa2
