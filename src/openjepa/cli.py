@@ -198,8 +198,6 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from openjepa.config.schema import EVAL_PROTOCOLS
-
     p = _Parser(prog="openjepa", description="Joint-Embedding Predictive Architectures: "
                 "pretrain, evaluate and inspect JEPA models.", epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"openjepa {_version()}")
@@ -214,6 +212,82 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --resume: continue even though settings that change what is trained differ")
     t.set_defaults(func=_cmd_train)
 
+    _add_model_commands(sub)
+
+
+    _add_eval_commands(sub)
+
+    _add_world_model_commands(sub)
+
+    m = sub.add_parser("models", help="list registered models")
+    m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")
+    m.add_argument("--params", action="store_true", help="also print parameter counts")
+    m.set_defaults(func=_cmd_models)
+
+    c = sub.add_parser("config", help="show a resolved config, or list the shipped ones", epilog=EPILOG,
+                       usage="%(prog)s [-h] {show [NAME] [key=value ...] | list}")
+    c.add_argument("action", nargs="?", choices=["show", "list"], default=None,
+                   help="show NAME: print the resolved config; list: names")
+    c.add_argument("name", nargs="?", default=None, help="config file or shipped name (default: the quickstart)")
+    c.add_argument("overrides", nargs="*", default=[], metavar="key=value")
+    c.set_defaults(func=_cmd_config)
+    return p
+
+
+def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
+    """``openjepa eval``, ``openjepa embed`` and ``openjepa report``."""
+    from openjepa.config.schema import EVAL_PROTOCOLS
+
+    e = sub.add_parser("eval", help="frozen-feature evaluation (linear/attentive probe, kNN, low-shot, RankMe) "
+                       "of a run, checkpoint or any loadable model", epilog=EPILOG + " Features are cached in RUN/features and reused.")
+    e.add_argument("checkpoint", help="run directory, checkpoint file (.pt) or any loadable model (a Hugging Face "
+                   "folder, an official checkpoint, an openjepa convert folder; give it data.*=... to probe on)")
+    e.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="e.g. eval.knn_k=10 eval.baselines=false")
+    e.add_argument("--device", default=None, help="device for evaluation (default: the run's setting)")
+    e.add_argument("--protocol", nargs="+", default=None, metavar="{" + ",".join(EVAL_PROTOCOLS) + "}",
+                   help="protocols to run, several allowed (default: eval.protocols, i.e. linear knn): "
+                   "linear = lr x wd grid of linear heads on pooled features; attentive = V-JEPA cross-attention "
+                   "probe on patch tokens (eval.attentive_*); knn = temperature-weighted cosine kNN (eval.knn_k); "
+                   "lowshot = linear probe on k-shot and 1%%/10%% label subsets, mean ± std over seeds "
+                   "(eval.lowshot_*)")
+    e.set_defaults(func=_cmd_eval)
+
+    b = sub.add_parser("embed", help="export the features of image files (.npy or .safetensors)",
+                       description="Encode image files with a run's encoder, preprocessed as the run's evaluation "
+                       "does, and save the features with the ordered file list (FILE.files.txt) beside them.")
+    b.add_argument("checkpoint", help="run directory, checkpoint file (.pt) or any loadable model")
+    b.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders (searched recursively)")
+    b.add_argument("--out", required=True, metavar="FILE", help="output: FILE.npy or FILE.safetensors (key 'features')")
+    b.add_argument("--batch-size", type=_int_at_least(1), default=64, help="images per forward pass (default: 64)")
+    b.add_argument("--device", default=None, help="device (default: the run's setting)")
+    b.add_argument("--encoder", choices=["target", "context"], default=None,
+                   help="which encoder (default: the run's eval.encoder)")
+    b.add_argument("--pool", choices=["mean", "none"], default="mean",
+                   help="mean: pooled (N, D) features; none: patch tokens (N, T, D) (default: mean)")
+    b.add_argument("--on-error", choices=["skip", "raise"], default="skip",
+                   help="unreadable image: skip it and list it in FILE.skipped.txt, or stop (default: skip)")
+    b.add_argument("--num-workers", type=_int_at_least(0), default=0,
+                   help="image-decoding worker processes (default: 0)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_embed)
+
+    r = sub.add_parser("report", help="write a run's HTML report (curves, masks, embeddings, probes)",
+                       description="Write one self-contained HTML page (RUN_DIR/report.html by default) with the "
+                       "training curves, mask examples, a 2-D map of test embeddings, nearest-neighbour retrieval, "
+                       "the probe tables and the config. Sections whose inputs are missing say so.")
+    r.add_argument("run_dir", help="run directory")
+    r.add_argument("--out", default=None, metavar="FILE", help="output file (default: RUN_DIR/report.html)")
+    r.add_argument("--device", default=None, help="device for the embeddings (default: the run's setting)")
+    r.add_argument("--max-images", type=_int_at_least(0), default=1000,
+                   help="cap on images encoded per split (0: all; default: 1000)")
+    r.add_argument("--no-tsne", action="store_true", help="PCA map only (skip t-SNE)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars (default: the run's train.progress)")
+    r.set_defaults(func=_cmd_report)
+
+
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """``openjepa finetune``, ``openjepa convert`` and ``openjepa export``: models beyond pretraining."""
     f = sub.add_parser("finetune", help="fine-tune a pretrained encoder with a classification head",
                        description="Full fine-tuning: the source's encoder (an openjepa run, checkpoint or "
                        "encoder.safetensors) and a linear or attentive head train together on the source's labelled "
@@ -248,68 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, metavar="DIR", help="output folder")
     ex.add_argument("--encoder", choices=["target", "context"], default="target", help="which encoder (default: target)")
     ex.set_defaults(func=_cmd_export)
-
-    e = sub.add_parser("eval", help="frozen-feature evaluation (linear/attentive probe, kNN, low-shot, RankMe) "
-                       "of a checkpoint", epilog=EPILOG + " Features are cached in RUN/features and reused.")
-    e.add_argument("checkpoint", help="run directory or checkpoint file (.pt)")
-    e.add_argument("overrides", nargs="*", default=[], metavar="key=value",
-                   help="e.g. eval.knn_k=10 eval.baselines=false")
-    e.add_argument("--device", default=None, help="device for evaluation (default: the run's setting)")
-    e.add_argument("--protocol", nargs="+", default=None, metavar="{" + ",".join(EVAL_PROTOCOLS) + "}",
-                   help="protocols to run, several allowed (default: eval.protocols, i.e. linear knn): "
-                   "linear = lr x wd grid of linear heads on pooled features; attentive = V-JEPA cross-attention "
-                   "probe on patch tokens (eval.attentive_*); knn = temperature-weighted cosine kNN (eval.knn_k); "
-                   "lowshot = linear probe on k-shot and 1%%/10%% label subsets, mean ± std over seeds "
-                   "(eval.lowshot_*)")
-    e.set_defaults(func=_cmd_eval)
-
-    b = sub.add_parser("embed", help="export the features of image files (.npy or .safetensors)",
-                       description="Encode image files with a run's encoder, preprocessed as the run's evaluation "
-                       "does, and save the features with the ordered file list (FILE.files.txt) beside them.")
-    b.add_argument("checkpoint", help="run directory or checkpoint file (.pt)")
-    b.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders (searched recursively)")
-    b.add_argument("--out", required=True, metavar="FILE", help="output: FILE.npy or FILE.safetensors (key 'features')")
-    b.add_argument("--batch-size", type=_int_at_least(1), default=64, help="images per forward pass (default: 64)")
-    b.add_argument("--device", default=None, help="device (default: the run's setting)")
-    b.add_argument("--encoder", choices=["target", "context"], default=None,
-                   help="which encoder (default: the run's eval.encoder)")
-    b.add_argument("--pool", choices=["mean", "none"], default="mean",
-                   help="mean: pooled (N, D) features; none: patch tokens (N, T, D) (default: mean)")
-    b.add_argument("--on-error", choices=["skip", "raise"], default="skip",
-                   help="unreadable image: skip it and list it in FILE.skipped.txt, or stop (default: skip)")
-    b.add_argument("--num-workers", type=_int_at_least(0), default=0,
-                   help="image-decoding worker processes (default: 0)")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    b.set_defaults(func=_cmd_embed)
-
-    r = sub.add_parser("report", help="write a run's HTML report (curves, masks, embeddings, probes)",
-                       description="Write one self-contained HTML page (RUN_DIR/report.html by default) with the "
-                       "training curves, mask examples, a 2-D map of test embeddings, nearest-neighbour retrieval, "
-                       "the probe tables and the config. Sections whose inputs are missing say so.")
-    r.add_argument("run_dir", help="run directory")
-    r.add_argument("--out", default=None, metavar="FILE", help="output file (default: RUN_DIR/report.html)")
-    r.add_argument("--device", default=None, help="device for the embeddings (default: the run's setting)")
-    r.add_argument("--max-images", type=_int_at_least(0), default=1000,
-                   help="cap on images encoded per split (0: all; default: 1000)")
-    r.add_argument("--no-tsne", action="store_true", help="PCA map only (skip t-SNE)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars (default: the run's train.progress)")
-    r.set_defaults(func=_cmd_report)
-
-    _add_world_model_commands(sub)
-
-    m = sub.add_parser("models", help="list registered models")
-    m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")
-    m.add_argument("--params", action="store_true", help="also print parameter counts")
-    m.set_defaults(func=_cmd_models)
-
-    c = sub.add_parser("config", help="show a resolved config, or list the shipped ones", epilog=EPILOG,
-                       usage="%(prog)s [-h] {show [NAME] [key=value ...] | list}")
-    c.add_argument("action", nargs="?", choices=["show", "list"], default=None,
-                   help="show NAME: print the resolved config; list: names")
-    c.add_argument("name", nargs="?", default=None, help="config file or shipped name (default: the quickstart)")
-    c.add_argument("overrides", nargs="*", default=[], metavar="key=value")
-    c.set_defaults(func=_cmd_config)
-    return p
 
 
 def _add_world_model_commands(sub: argparse._SubParsersAction) -> None:

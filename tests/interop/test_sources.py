@@ -98,3 +98,30 @@ def test_unusable_sources_are_one_line(tmp_path, capsys):
         assert main(["convert", str(src), "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and want in err[0], err
+
+
+def test_eval_and_embed_take_a_released_model_directly(tmp_path, capsys):
+    from PIL import Image
+
+    hf, folder = _ijepa_folder(tmp_path)
+    data = tmp_path / "imgs"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (16, 16), (40 * i, 200 if c == "a" else 0, 0)).save(data / c / f"{i}.png")
+    assert main(["embed", str(folder), str(data), "--out", str(tmp_path / "f.npy"), "--no-progress"]) == 0
+    import numpy as np
+
+    feats = np.load(tmp_path / "f.npy")
+    assert feats.shape == (12, 32)
+    files = (tmp_path / "f.npy.files.txt").read_text().split()
+    x = torch.stack([load_pretrained(folder).preprocessing.transform(load_pretrained(folder).config)(
+        Image.open(f).convert("RGB")) for f in files[:2]])
+    with torch.no_grad():
+        ref = hf(pixel_values=x).last_hidden_state.mean(1)
+    assert np.abs(feats[:2] - ref.numpy()).max() <= 1e-5
+    capsys.readouterr()
+    assert main(["eval", str(folder), f"data.root={data}", "data.val_fraction=0.5", "eval.baselines=false",
+                 "train.progress=false", "eval.probe_epochs=3"]) == 0
+    out = capsys.readouterr().out
+    assert "is not an openjepa run: the table is printed, not saved" in out and "linear" in out

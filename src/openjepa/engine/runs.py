@@ -63,6 +63,21 @@ def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> tupl
     return cfg, method, run_dir, int(state.get("step", 0))
 
 
+def is_run(path: str | Path) -> bool:
+    """Whether ``path`` is an openjepa run directory (with checkpoints) or training checkpoint (``step_*.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "checkpoints").is_dir()
+    return path.is_file() and path.suffix == ".pt" and {"config", "method"} <= set(_keys(path))
+
+
+def _keys(path: Path) -> list[str]:
+    try:
+        return list(ckpt.load_file(path))
+    except CheckpointError:
+        return []
+
+
 def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """The target encoder of a run, in eval mode. ``path``: run dir, ``encoder.safetensors`` or ``.pt``."""
     path = Path(path)

@@ -33,7 +33,7 @@ from openjepa.config.schema import Config
 from openjepa.data import eval_pipeline
 from openjepa.data.folder import DECODE_ERRORS, is_image_file, load_image, scan_images
 from openjepa.engine.precision import resolve_device
-from openjepa.engine.runs import load_run
+from openjepa.eval.frozen import load_any
 from openjepa.methods import JEPAMethod
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ def embed_checkpoint(
     """
     out = check_output(out)
     paths = list_images(inputs)
-    cfg, method, _run_dir, step = load_run(checkpoint)
+    cfg, method, _run_dir, step = load_any(checkpoint)  # a run, or any loadable model (its encoder alone)
     which = encoder or cfg.eval.encoder
     dev = resolve_device(device or cfg.device)
     emb = embed_images(method.to(dev), cfg, paths, dev, batch_size, which, pool, on_error, num_workers, progress)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from openjepa.config.load import check_protocols, load_config_overrides, to_dict
@@ -144,6 +144,33 @@ def eval_file_name(step: int, encoder: str, protocols: Sequence[str]) -> str:
     return f"eval_step{step:08d}_{encoder}_{'-'.join(sorted(set(protocols)))}.json"
 
 
+class FrozenEncoder(nn.Module):
+    """An encoder alone (a converted or released model) read the way the evaluation reads a method."""
+
+    has_teacher = False
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, which: str = "target") -> Tensor:
+        return self.encoder(x)  # (B, N, D); a lone encoder is both the target and the context one
+
+
+def load_any(path: str | Path) -> tuple[Config, nn.Module, Path | None, int]:
+    """An openjepa run or checkpoint -> :func:`load_run`; any other loadable model (a Hugging Face folder, an
+    official checkpoint, an ``openjepa convert`` folder) -> its config, the encoder as a
+    :class:`FrozenEncoder`, no run directory, step 0."""
+    from openjepa.engine.runs import is_run
+    from openjepa.interop.sources import load_source
+
+    if is_run(path) or not Path(path).exists():
+        return load_run(path)  # a missing path: named as a missing run
+    source = load_source(path)
+    return source.config, FrozenEncoder(source.encoder), None, 0
+
+
 def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device: str | None = None,
                         protocols: Sequence[str] | None = None) -> list[dict]:
     """``openjepa eval``: load a run or checkpoint, apply eval overrides, print and save the table.
@@ -155,8 +182,10 @@ def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device:
     ``features/`` directory, so evaluating the same checkpoint again (with other protocols, say)
     does not run the encoder again. ``train.progress=false`` turns the progress bars off.
     """
-    cfg, method, run_dir, step = load_run(path)
-    cfg = load_config_overrides(cfg, overrides)
+    cfg, method, run_dir, step = load_any(path)
+    cfg = load_config_overrides(cfg, overrides)  # a released model names the data to probe on: data.*=...
+    if run_dir is None:
+        print(f"{path} is not an openjepa run: the table is printed, not saved")
     if protocols is not None:
         cfg.eval.protocols = check_protocols(list(protocols), "--protocol")
     dev = resolve_device(device or cfg.device)
