@@ -347,8 +347,6 @@ def _validate_eval(cfg: Config) -> None:
         raise ConfigError("eval.protocols has lowshot but eval.lowshot_shots and eval.lowshot_fractions are both empty")
     if ev.batch_size < 1:
         raise ConfigError(f"eval.batch_size={ev.batch_size} must be at least 1")
-    if ev.precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"eval.precision={ev.precision!r} is not valid; choose one of: auto, fp32, bf16")
 
 
 def to_yaml(cfg: Config) -> str:

@@ -150,7 +150,7 @@ class EvalConfig:
     lowshot_lr: float = 1e-2  # low-shot probe lr (fixed: too few labels to hold out)
     lowshot_wd: float = 1e-3  # low-shot linear probe weight decay (fixed, as lowshot_lr)
     batch_size: int = 256  # images per forward pass when extracting frozen features
-    precision: str = "auto"  # feature extraction: auto (bf16 on GPU, fp32 elsewhere) | fp32 | bf16
+    precision: str = choice("auto", "fp32", "bf16")  # feature extraction: auto (bf16 on GPU, fp32 elsewhere) | fp32 | bf16
 
 
 @dataclass
