@@ -10,6 +10,8 @@ from openjepa.config import load_config
 from openjepa.data import build_dataset, prepare_config
 from openjepa.engine.runs import load_encoder
 from openjepa.errors import ConfigError
+from openjepa.eval.registry import EVALUATIONS
+from openjepa.report import pipeline  # noqa: F401  (registers every evaluation)
 from openjepa.interop import export_encoder
 from openjepa.methods import METHODS, JEPAMethod, build_method, check_config
 from tests.tiny import tiny
@@ -34,7 +36,7 @@ def _setup(name: str, tmp_path, *extra: str):
 @pytest.mark.parametrize("name", IMAGE_METHODS)
 def test_registered_method_honours_the_contract(name, tmp_path):
     cfg, method, batch = _setup(name, tmp_path)
-    assert isinstance(method, JEPAMethod) and method.evaluation == "probes"
+    assert isinstance(method, JEPAMethod) and method.evaluation in EVALUATIONS
     assert method.batch_size(batch) == 6 and batch["step"] == 3
     out = method.training_step(batch, 3)
     assert out.loss.ndim == 0 and out.loss.requires_grad
