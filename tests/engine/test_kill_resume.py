@@ -86,7 +86,7 @@ def test_sigkill_mid_run_then_resume_is_exact(tmp_path):
 
     resumed = subprocess.run(command(b, "--resume"), env=env(), capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"resumed from {kept[-1]}" in resumed.stdout
+    assert f"resuming from {kept[-1]}" in resumed.stdout
 
     sa, sb = final_state(a), final_state(b)
     assert sa["method"].keys() == sb["method"].keys()

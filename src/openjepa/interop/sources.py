@@ -88,8 +88,8 @@ def _is_openjepa_checkpoint(path: Path) -> bool:
 
 def _load_openjepa(path: Path, which: str = "target", predictor: bool = False,
                    map_location: str | torch.device = "cpu") -> Source:
-    if path.is_dir() and not (path / "encoder.safetensors").is_file() or path.suffix == ".pt" or which != "target" \
-            or predictor:
+    exported_only = path.suffix == ".safetensors" or (path.is_dir() and (path / "encoder.safetensors").is_file())
+    if not exported_only or which != "target" or predictor:  # the context encoder, predictor: from the checkpoint
         cfg, method, _, _ = load_run(path, map_location)
         pred = getattr(method, "predictor", None) if predictor else None
         return Source(method.eval_encoder(which).eval(), cfg, "openjepa-checkpoint", pred)
