@@ -86,3 +86,22 @@ def test_build_mask_sampler():
     cfg.sampler = "blocks"
     with pytest.raises(ValueError, match="'blocks'.*multiblock, random"):
         build_mask_sampler(cfg, (1, 8, 8), seed=7)
+
+
+def test_collator_seed_labels_and_positions():
+    s = MultiBlockMaskSampler((1, 4, 4), seed=4)
+    c = MaskCollator(s)
+    assert c.seed == 4 and repr(c).endswith("seed=4, rank=0)")  # taken from the sampler
+    assert MaskCollator(s, seed=4, rank=2).rank == 2
+
+    class NoSeed:  # a sampler without a ``seed`` attribute: the collator's seed is the one given
+        grid = (1, 4, 4)
+
+        def __call__(self, batch_size, step, rank=0, indices=None):
+            return s(batch_size, step, rank, indices)
+
+    assert MaskCollator(NoSeed(), seed=9).seed == 9 and MaskCollator(NoSeed()).seed is None
+    items = [(torch.zeros(3, 16, 16), None, 0, 0), (torch.zeros(3, 16, 16), 2, 0, 1)]
+    assert c(items)["y"].tolist() == [-1, 2]  # unlabelled items become -1
+    with pytest.raises(ValueError, match=r"share a position: \[0, 0\]"):
+        c([items[0], (items[1][0], 2, 0, 0)])

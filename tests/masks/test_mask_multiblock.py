@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
@@ -312,3 +313,153 @@ def test_bad_arguments():
         MultiBlockMaskSampler((1, 8, 8), target_scale=(0.3, 0.2))
     with pytest.raises(ValueError, match="indices"):
         MultiBlockMaskSampler((1, 8, 8))(3, 0, indices=[0, 1])
+
+
+def test_defaults_are_ijepa_and_match_the_config_schema():
+    """I-JEPA's collator settings (Sec. 3; ViT-*/16 at 224 px is a 14 x 14 grid), the same as ``MaskConfig``'s."""
+    from openjepa.config.schema import MaskConfig
+
+    s = MultiBlockMaskSampler()
+    assert s.grid == (1, 14, 14) and s.num_targets == 4 and s.num_context == 1
+    assert s.target_scale == (0.15, 0.2) and s.target_aspect == (0.75, 1.5)
+    assert s.context_scale == (0.85, 1.0) and s.context_aspect == (1.0, 1.0) and s.temporal_scale == (1.0, 1.0)
+    assert s.min_keep == 4 and s.allow_overlap is False and s.official_compat is False
+    assert s.seed == 0 and s.max_tries == 20
+    cfg = MaskConfig()
+    c = MultiBlockMaskSampler.from_config(cfg, (1, 14, 14), seed=0)
+    assert repr(c) == repr(s)
+    odd = MaskConfig(num_targets=2, target_scale=[0.1, 0.3], target_aspect=[0.5, 2.0], num_context=2,
+                     context_scale=[0.5, 0.9], context_aspect=[0.8, 1.2], temporal_scale=[0.5, 1.0], min_keep=3,
+                     allow_overlap=True, official_compat=True)
+    o = MultiBlockMaskSampler.from_config(odd, (2, 8, 8), seed=5)
+    assert (o.grid, o.num_targets, o.target_scale, o.target_aspect, o.num_context, o.context_scale,
+            o.context_aspect, o.temporal_scale, o.min_keep, o.allow_overlap, o.official_compat, o.seed) == (
+        (2, 8, 8), 2, (0.1, 0.3), (0.5, 2.0), 2, (0.5, 0.9), (0.8, 1.2), (0.5, 1.0), 3, True, True, 5)
+
+
+def test_argument_checks_name_the_setting():
+    assert MultiBlockMaskSampler((6, 6)).grid == (1, 6, 6)  # an image grid (H, W) is one frame
+    for grid in [(1, 0, 4), (0, 4, 4), (1, 4, 4, 4), (4,)]:
+        with pytest.raises(ValueError, match="grid must be .* positive sides"):
+            MultiBlockMaskSampler(grid)
+    for kw in [dict(num_targets=0), dict(num_context=0)]:
+        with pytest.raises(ValueError, match="num_targets and num_context must be >= 1"):
+            MultiBlockMaskSampler((1, 8, 8), **kw)
+    for kw in [dict(min_keep=-1), dict(max_tries=0)]:
+        with pytest.raises(ValueError, match="min_keep must be >= 0 and max_tries >= 1"):
+            MultiBlockMaskSampler((1, 8, 8), **kw)
+    assert MultiBlockMaskSampler((1, 8, 8), max_tries=1).max_tries == 1
+
+
+def test_block_size_spans_every_frame_by_default():
+    s = MultiBlockMaskSampler((4, 8, 8))
+    assert s.block_size(0.25, 1.0) == (4, 4, 4) == s.block_size(0.25, 1.0, 1.0)
+    assert s.block_size(0.25, 1.0, 0.5) == (2, 4, 4)
+
+
+def _brute_min_block(grid, scale, aspect, frac):
+    """The smallest-area (t, h, w) the size rule gives at ``scale`` over 200001 aspects in ``aspect``, by numpy
+    (ties: the smallest (t, h, w))."""
+    T, H, W = grid
+    n = scale * H * W
+    a = np.concatenate([np.linspace(aspect[0], aspect[1], 200001), aspect])
+    h = np.clip(np.floor(np.sqrt(n * a) + 0.5), 1, H).astype(np.int64)
+    w = np.clip(np.floor(np.sqrt(n / a) + 0.5), 1, W).astype(np.int64)
+    t = min(max(math.floor(frac * T + 0.5), 1), T)
+    smallest = h * w == (h * w).min()
+    return min((t, int(hh), int(ww)) for hh, ww in set(zip(h[smallest].tolist(), w[smallest].tolist())))
+
+
+def test_min_block_is_the_smallest_block_the_size_rule_draws():
+    rng = np.random.default_rng(0)
+    configs = [((1, 4, 4), (0.05, 0.1), (0.2, 4.0), (1.0, 1.0)),  # n = 0.8 < 1: the area dips to 1 x 1 inside
+               ((1, 14, 14), (0.15, 0.2), (0.75, 1.5), (1.0, 1.0)), ((1, 4, 4), (0.9, 1.0), (0.5, 2.0), (1.0, 1.0)),
+               ((3, 6, 5), (0.3, 0.4), (0.4, 2.5), (0.5, 1.0))]
+    for _ in range(40):
+        grid = (int(rng.integers(1, 4)), int(rng.integers(2, 17)), int(rng.integers(2, 17)))
+        s0, a0 = float(rng.uniform(0.02, 0.6)), float(rng.uniform(0.2, 1.5))
+        aspect = (a0, a0 + float(rng.uniform(0.0, 3.0)))
+        configs.append((grid, (s0, s0 + 0.1), aspect, (float(rng.uniform(0.2, 1.0)), 1.0)))
+    for grid, scale, aspect, temporal in configs:
+        s = MultiBlockMaskSampler(grid, target_scale=scale, target_aspect=aspect, temporal_scale=temporal, min_keep=0)
+        assert s.min_block == _brute_min_block(grid, scale[0], aspect, temporal[0]), (grid, scale, aspect, temporal)
+
+
+def test_one_context_block_with_overlap_is_exactly_its_box():
+    """allow_overlap, one context block: the context is the block itself, a full box of the rule's size
+    (scale 0.25 of 14 x 14, unit aspect: 7 x 7) at a corner inside the grid."""
+    s = MultiBlockMaskSampler((2, 14, 14), context_scale=(0.25, 0.25), allow_overlap=True, min_keep=1)
+    ctx, _ = unpad(s(16, 3))
+    tops = set()
+    for c in ctx:
+        assert box_of(torch.tensor(c), s.grid) == (2, 7, 7)
+        tops.add((c[0] // 14, c[0] % 14))
+    assert len(tops) > 4 and any(r > 0 for r, _ in tops) and any(col > 0 for _, col in tops)
+
+
+def test_a_draw_with_exactly_min_keep_context_tokens_is_accepted():
+    """">= min_keep" (not ">"): the first draw is kept when its context has exactly min_keep tokens."""
+    kw = dict(grid=(1, 10, 10), context_scale=(0.5, 0.5), max_tries=1)
+    first = MultiBlockMaskSampler(**kw, min_keep=0)
+    ctx, _ = first.sample_one(3, 0, 0)
+    k = ctx.numel()
+    assert 0 < k < 50  # a strict part of the grid: the fallback (grid minus targets) would differ
+    again, _ = MultiBlockMaskSampler(**kw, min_keep=k).sample_one(3, 0, 0)
+    assert torch.equal(again, ctx)
+    fallback, tgt = MultiBlockMaskSampler(**kw, min_keep=k + 1).sample_one(3, 0, 0)  # rejected: step 1
+    covered = set(torch.cat(tgt).tolist())
+    assert fallback.tolist() == [i for i in range(100) if i not in covered]
+
+
+def test_official_compat_scale_and_aspect_come_from_one_uniform():
+    """Defect (e), reproduced: per batch, one u gives both the scale and the aspect of the target size."""
+    s = MultiBlockMaskSampler((1, 16, 16), target_scale=(0.05, 0.6), target_aspect=(0.3, 3.0), min_keep=1,
+                              official_compat=True)
+    us = np.linspace(0.0, 1.0, 20001)
+    explained = set()
+    for u in us:
+        explained.add(s.block_size(0.05 + u * 0.55, 0.3 + u * 2.7))
+    sizes = set()
+    for step in range(40):
+        _, tgt = s.sample_sets(2, step)
+        (size,) = {box_of(b, s.grid) for blocks in tgt for b in blocks}
+        assert size in explained, size
+        sizes.add(size)
+    assert len(sizes) > 10
+
+
+def _fallback_sampler(grid, min_keep):
+    """A sampler whose smallest target block is one token (scale 0.05 of a 4-token frame rounds to 1 x 1)."""
+    s = MultiBlockMaskSampler(grid, target_scale=(0.05, 0.05), target_aspect=(1.0, 1.0),
+                              temporal_scale=(0.25, 0.25), min_keep=min_keep)
+    assert s.min_block == (1, 1, 1)
+    return s
+
+
+def test_fallback_steps_stop_at_the_first_that_keeps_min_keep():
+    N = 16
+    big, other = (0, 1, 0, 2, 0, 2), (0, 1, 2, 2, 2, 2)  # two 2 x 2 blocks (t0, t, top, h, left, w)
+    # step 1: the whole grid minus the targets has exactly min_keep = 12 tokens: the targets stay as drawn
+    targets, ctx = _fallback_sampler((1, 4, 4), 12)._fallback([big])
+    assert targets == [big] and ctx.tolist() == [i for i in range(N) if i not in (0, 1, 4, 5)]
+    # step 2: 8 covered tokens leave 8 < 14; each target shrinks to 1 x 1 at its corner: exactly 14 left
+    targets, ctx = _fallback_sampler((1, 4, 4), 14)._fallback([big, other])
+    assert targets == [(0, 1, 0, 1, 0, 1), (0, 1, 2, 1, 2, 1)] and ctx.numel() == 14
+    # step 3: 15 needs one covered token: every target on the first one's place
+    targets, ctx = _fallback_sampler((1, 4, 4), 15)._fallback([big, other])
+    assert targets == [(0, 1, 0, 1, 0, 1)] * 2 and ctx.tolist() == list(range(1, N))
+    # video: a shrunk target keeps its frame (t0 = 3 of T = 4 frames of 2 x 2)
+    targets, ctx = _fallback_sampler((4, 2, 2), 15)._fallback([(3, 1, 0, 2, 0, 2)])
+    assert targets == [(3, 1, 0, 1, 0, 1)] and ctx.tolist() == list(range(12)) + [13, 14, 15]
+
+
+def test_every_context_block_draws_its_own_place():
+    """Context blocks and target blocks use separate uniforms: with overlap allowed and equal sizes (7 x 7),
+    the target is not always inside the union of the two context blocks (it would be if a context block
+    reused the target's corner uniforms)."""
+    s = MultiBlockMaskSampler((1, 14, 14), num_targets=1, target_scale=(0.25, 0.25), target_aspect=(1.0, 1.0),
+                              num_context=2, context_scale=(0.25, 0.25), allow_overlap=True, min_keep=1)
+    ctx, tgt = unpad(s(32, 0))
+    inside = [set(t[0]) <= set(c) for c, t in zip(ctx, tgt)]
+    assert not all(inside)
+    assert all(49 <= len(c) <= 98 for c in ctx)  # two 7 x 7 blocks, overlapping or not

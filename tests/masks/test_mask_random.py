@@ -45,3 +45,20 @@ def test_bad_arguments():
         RandomMaskSampler((1, 4, 4), ratio=1.0)
     with pytest.raises(ValueError, match="at least 2"):
         RandomMaskSampler((3, 1, 1), tube=True)
+
+
+def test_defaults_sizes_and_smallest_grid():
+    s = RandomMaskSampler()
+    assert (s.grid, s.ratio, s.seed, s.tube) == ((1, 14, 14), 0.75, 0, False)  # MAE's 75% on a 14 x 14 grid
+    assert RandomMaskSampler((4, 4)).grid == (1, 4, 4)
+    t = RandomMaskSampler((3, 4, 4), ratio=0.5, tube=True)  # 8 of 16 spatial tokens, in each of 3 frames
+    assert (t.num_drawn, t.num_targets_tokens, t.num_context_tokens) == (8, 24, 24)
+    f = RandomMaskSampler((2, 4, 3), ratio=0.25)
+    assert (f.num_drawn, f.num_targets_tokens, f.num_context_tokens) == (6, 6, 18)
+    m = f(2, 0)
+    assert m.targets.idx.shape == (2, 1, 6) and m.context.idx.shape == (2, 18)
+    two = RandomMaskSampler((1, 1, 2), ratio=0.5)  # the smallest grid: one target, one context token
+    assert two(1, 0).targets.idx.numel() == 1 and two(1, 0).context.idx.numel() == 1
+    for ratio in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match=r"ratio must be in \(0, 1\)"):
+            RandomMaskSampler((1, 4, 4), ratio=ratio)

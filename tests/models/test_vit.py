@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from openjepa.layers import interpolate_pos_embed, sincos_embed
@@ -80,3 +81,31 @@ def test_predictor_returns_only_targets_and_ignores_padding():
     out2 = p(ctx_pad, MaskBatch(torch.tensor([[0, 1, 2, 0]]), torch.tensor([[True, True, True, False]])),
              MaskBatch(torch.tensor([[5, 6, 0]]), torch.tensor([[True, True, False]])))
     torch.testing.assert_close(out2[:, :2], out)
+
+
+def test_defaults_are_vit_base_16_at_224():
+    with torch.device("meta"):
+        m = VisionTransformer()
+    assert m.grid == (1, 14, 14) and m.patch_size == 16 and m.embed_dim == 768 and m.num_heads == 12
+    assert len(m.blocks) == 12 and m.blocks[0].mlp.fc1.out_features == 3072 and m.blocks[0].attn.qkv.bias is not None
+    assert isinstance(m.patch_embed.proj, torch.nn.Conv2d) and m.patch_embed.proj.in_channels == 3
+    assert all(b.drop_path == 0.0 for b in m.blocks) and m.norm.eps == 1e-6 and m.num_tokens == 196
+    assert m.no_weight_decay() == {"pos_embed"} and not m.pos_embed.requires_grad
+
+
+def test_initialisation_and_drop_path_rates():
+    import math
+
+    torch.manual_seed(0)
+    m = VisionTransformer(img_size=16, patch_size=4, embed_dim=64, depth=3, num_heads=2, drop_path=0.3)
+    assert [b.drop_path for b in m.blocks] == [0.0, 0.15, 0.3]  # linear over depth
+    two = VisionTransformer(img_size=8, patch_size=4, embed_dim=16, depth=2, num_heads=2, drop_path=0.3)
+    assert [b.drop_path for b in two.blocks] == [0.0, 0.3]
+    assert 0.019 < m.blocks[0].attn.qkv.weight.std().item() < 0.021 and not m.blocks[0].attn.qkv.bias.any()
+    for i, b in enumerate(m.blocks, 1):  # residual projections of block i divided by sqrt(2 i)
+        assert abs(b.mlp.fc2.weight.std().item() * math.sqrt(2 * i) / 0.02 - 1) < 0.05
+    torch.testing.assert_close(m.pos_embed, sincos_embed(64, (1, 4, 4))[None])
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        VisionTransformer(img_size=18, patch_size=4)
+    with pytest.raises(ValueError, match="multiple of tubelet_size"):
+        VisionTransformer(img_size=16, patch_size=4, num_frames=3, tubelet_size=2)

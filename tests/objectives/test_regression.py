@@ -30,3 +30,14 @@ def test_layernorm_targets():
     n = normalized_targets(h)
     torch.testing.assert_close(n.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)
     torch.testing.assert_close(n.var(-1, unbiased=False), torch.ones(2, 5), atol=1e-3, rtol=0)
+
+
+def test_mean_over_valid_tokens_of_many_and_none():
+    g = torch.Generator().manual_seed(0)
+    pred, tgt = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+    valid = torch.tensor([[True, False, True], [False, True, True]])
+    per_token = (pred - tgt).abs().mean(-1)
+    assert regression_loss(pred, tgt, valid, "l1").item() == pytest.approx(per_token[valid].mean().item(), rel=1e-6)
+    none = regression_loss(pred, tgt, torch.zeros(2, 3, dtype=torch.bool), "l1")
+    assert none.item() == 0.0  # no valid token: 0, not 0/0
+    assert regression_loss(pred.bfloat16(), tgt.bfloat16(), kind="l2").dtype == torch.float32

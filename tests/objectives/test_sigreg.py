@@ -116,3 +116,12 @@ def test_module_dtype_and_shape_checks():
         sigreg(torch.randn(2, 3, 4), 4, 0, 0)
     with pytest.raises(ValueError, match="knots"):
         sigreg(z, 4, 0, 0, knots=1)
+
+
+def test_module_defaults_are_the_official_settings():
+    """256 slices (Algorithm 1), 17 knots on [0, 3] (official code), seed 0, the global batch under DDP."""
+    reg = SIGReg()
+    assert (reg.num_slices, reg.knots, reg.t_max, reg.seed, reg.reduce_ranks) == (256, 17, 3.0, 0, True)
+    z = torch.randn(16, 4)
+    assert reg(z, step=2).item() == sigreg(z, 256, 0, 2, knots=17, t_max=3.0).item()
+    assert sigreg(z, 8, 0, 2).item() == sigreg(z, 8, 0, 2, knots=17, t_max=3.0, reduce_ranks=True).item()
