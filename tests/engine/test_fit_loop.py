@@ -14,7 +14,7 @@ from openjepa.config import load_config
 from openjepa.config.schema import Config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine import trainer
-from openjepa.engine.logging import read_jsonl
+from openjepa.engine.logging import read_metrics
 from openjepa.engine.schedules import lr_at, wd_at
 from openjepa.engine.trainer import Throughput, hparams_at, plan_steps, train
 from tests.tiny import tiny
@@ -54,7 +54,8 @@ def test_the_run_trains_to_the_last_step_and_checkpoints_on_cadence(run):
 
 def test_metrics_are_logged_every_log_every_steps_and_at_the_end(run):
     d, _, _ = run
-    rows = read_jsonl(d / "metrics.jsonl")
+    rows, bad = read_metrics(d / "metrics.jsonl")
+    assert bad == 0
     loss_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in loss_rows] == [2, 4, 5]
     for r in loss_rows:  # the step that ran was step - 1 (rows are numbered by steps done)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 
 import pytest
 import torch
 
-from openjepa.masks.base import MaskBatch, Masks, pad_sets, sample_indices, sample_seed, unzip_step_batch
+from openjepa.masks.base import MaskBatch, Masks, pad_sets, sample_indices, unzip_step_batch
 
 
 def test_flatten_blocks_and_to_keep_idx_and_valid():
@@ -29,16 +28,6 @@ def test_pad_sets_valid_is_none_only_when_every_set_is_full():
     ragged = pad_sets([torch.tensor([4]), torch.tensor([5, 6, 7]), torch.tensor([8, 9])])
     assert ragged.idx.tolist() == [[4, 0, 0], [5, 6, 7], [8, 9, 0]]
     assert ragged.valid.tolist() == [[True, False, False], [True, True, True], [True, True, False]]
-
-
-def test_sample_seed_is_the_documented_blake2b_hash():
-    """63 bits of blake2b("stream:seed:step:rank:index"), little-endian: stable across versions, so runs replay."""
-    digest = hashlib.blake2b(b"mask:7:11:2:5", digest_size=8).digest()
-    assert sample_seed(7, 11, 2, 5) == int.from_bytes(digest, "little") >> 1
-    other = hashlib.blake2b(b"aug:7:11:2:5", digest_size=8).digest()
-    assert sample_seed(7, 11, 2, 5, stream="aug") == int.from_bytes(other, "little") >> 1
-    assert all(0 <= sample_seed(s, 0, 0, 0) < 2**63 for s in range(50))
-    assert max(sample_seed(s, 0, 0, 0) for s in range(50)) >= 2**62  # the top (63rd) bit is used
 
 
 def test_sample_indices_and_unzip_step_batch():
