@@ -124,7 +124,7 @@ def test_frozen_encoder_loads_pretrained_and_stays_fixed(data_dir, tmp_path):
     cfg, batch = _batch(data_dir, tmp_path)
     cfg.world.encoder, cfg.world.pretrained = "frozen", str(pre)
     method = build_method(cfg, 10)
-    assert method.pretrained_sources(cfg) == {"encoder": str(pre)}
+    assert method.pretrained_sources(cfg) == {"encoder": (str(pre), "target")}
     load_pretrained_parts(method, cfg)  # what the engine does at the start of a fresh run
     from openjepa import load_pretrained
 

@@ -47,6 +47,7 @@ class ModelConfig:
     proj_dim: int = 128  # LeJEPA projector output width
     proj_hidden: int = 512  # LeJEPA projector hidden width
     dtype_params: str = "float32"  # parameter dtype (mixed precision is `train.precision`)
+    pretrained: Optional[str] = None  # start pretraining from saved or released weights (run, .pt, encoder.safetensors, HF folder, official file): encoder, EMA teacher and predictor where present
     encoder_kwargs: Dict[str, Any] = field(default_factory=dict)  # extra encoder constructor arguments (e.g. embed_dim, depth, num_heads, pos of a converted model)
 
 

@@ -111,14 +111,14 @@ class TrainResult:
 
 
 def train(cfg: Config, resume: bool = False, allow_config_change: bool = False,
-          load: Callable[[str], torch.nn.Module] = load_encoder) -> TrainResult:
+          load: PartLoader | None = None) -> TrainResult:
     """Train ``cfg`` to ``train.steps`` (resuming from ``run_dir`` when asked).
 
     Under torchrun every rank runs this: each loads its share of the global batch, the method is
     wrapped in DDP or FSDP2 (``train.parallel``), and rank 0 alone logs and writes checkpoints. The
     process group is closed before returning, so whatever runs next (rank 0's evaluation) never
-    holds the other ranks in a collective. ``load`` reads the saved encoders a fresh run starts from
-    (``method.pretrained_sources``; default: openjepa's own formats).
+    holds the other ranks in a collective. ``load(source, part)`` reads the parts a fresh run starts from
+    (``method.pretrained_sources``; default: the target encoder of openjepa's own formats).
     """
     fit = build_fit(cfg, resume, allow_config_change, load)
     rank, world = dist.rank(), dist.world_size()
@@ -137,7 +137,7 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False,
 
 
 def build_fit(cfg: Config, resume: bool, allow_config_change: bool = False,
-              load: Callable[[str], torch.nn.Module] = load_encoder) -> Fit:
+              load: PartLoader | None = None) -> Fit:
     """Build (or restore) the method, optimizer and monitor; refuse a run directory that is not this run's."""
     cfg = prepare(cfg)
     device = dist.setup(resolve_device(cfg.device))
@@ -153,7 +153,7 @@ def build_fit(cfg: Config, resume: bool, allow_config_change: bool = False,
     plan = plan_steps(cfg, len(dataset))
     method = build_method(cfg, plan.total).to(device)
     if saved is None:
-        load_pretrained_parts(method, cfg, load)
+        load_pretrained_parts(method, cfg, load or load_target_part)
     precision = resolve_precision(cfg.train.precision, device)
     fit = Fit(cfg, device, precision, run_dir, plan, method, dist.wrap(method, cfg.train.parallel, device),
               build_optimizer(method, cfg.optim), torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
@@ -312,14 +312,30 @@ def restore(fit: Fit, state: dict) -> int:
     return int(state["step"])
 
 
-def load_pretrained_parts(method: JEPAMethod, cfg: Config, load: Callable[[str], torch.nn.Module] = load_encoder
-                          ) -> None:
-    """A fresh run's ``method.pretrained_sources``: each submodule loads a saved encoder strictly."""
-    for name, source in method.pretrained_sources(cfg).items():
-        module = method.get_submodule(name)
-        ckpt.load_state_strict(module, load(source).state_dict(),
-                               f"{source} into {name} ({cfg.model.encoder}, img_size {cfg.model.img_size}, "
-                               f"patch {cfg.model.patch_size}: set model.* to the saved encoder's)")
+PartLoader = Callable[[str, str], "torch.nn.Module | None"]
+
+
+def load_target_part(source: str, part: str) -> torch.nn.Module | None:
+    """The engine's own loader: openjepa's formats, the target encoder only (other parts: None)."""
+    return load_encoder(source) if part == "target" else None
+
+
+def load_pretrained_parts(method: JEPAMethod, cfg: Config, load: PartLoader = load_target_part) -> None:
+    """A fresh run's ``method.pretrained_sources``: each submodule loads its part of a source strictly.
+
+    A ``context`` encoder the source does not have falls back to its target encoder; a ``predictor`` it
+    does not have leaves the method's own (initialised) predictor, with a note."""
+    for name, (source, part) in method.pretrained_sources(cfg).items():
+        loaded = load(source, part)
+        if loaded is None and part == "context":
+            loaded, part = load(source, "target"), "target"
+        if loaded is None:
+            if dist.is_main():
+                print(f"{source} has no {part}: {name} starts from its own initialisation")
+            continue
+        ckpt.load_state_strict(method.get_submodule(name), loaded.state_dict(),
+                               f"{source}'s {part} into {name} ({cfg.model.encoder}, img_size {cfg.model.img_size}, "
+                               f"patch {cfg.model.patch_size}: set model.* to the source's)")
 
 
 def build_monitor(cfg: Config, method: JEPAMethod, device: torch.device) -> TrainingMonitor | None:

@@ -67,6 +67,19 @@ def load_source(path: str | Path, which: str = "target", predictor: bool = False
     raise CheckpointError(f"{path}: not a format openjepa reads (tried: {', '.join(SOURCE_FORMATS.in_order())})")
 
 
+def load_part(source: str | Path, part: str) -> nn.Module | None:
+    """One part of any loadable source for a run to start from: ``target`` / ``context`` encoder or ``predictor``;
+    None when the source has no such part (a lone encoder has no context encoder nor predictor)."""
+    if part == "target":
+        return load_source(source).encoder
+    try:
+        src = load_source(source, which="context") if part == "context" else load_source(source, predictor=True)
+    except (CheckpointError, FileNotFoundError) as e:  # this source's format holds no such part
+        print(f"{source}: no {part} ({e})")
+        return None
+    return src.encoder if part == "context" else src.predictor
+
+
 def is_torch_zip(path: Path) -> bool:
     return path.is_file() and zipfile.is_zipfile(path)
 

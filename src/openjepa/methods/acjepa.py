@@ -104,9 +104,9 @@ class ACJEPA(SingleEncoderMethod):
     def feature_dim(self) -> int:
         return self._feature_dim
 
-    def pretrained_sources(self, cfg: Config) -> dict[str, str]:
+    def pretrained_sources(self, cfg: Config) -> dict[str, tuple[str, str]]:
         """``world.encoder=frozen``: the encoder comes from ``world.pretrained`` (loaded strictly)."""
-        return {"encoder": cfg.world.pretrained} if self.frozen else {}
+        return {"encoder": (cfg.world.pretrained, "target")} if self.frozen else super().pretrained_sources(cfg)
 
 
 class LatentHead(nn.Module):

@@ -88,9 +88,11 @@ class JEPAMethod(nn.Module, metaclass=ABCMeta):
         """Whether the target encoder is a separate network (an EMA teacher) from the context encoder."""
         return self.eval_encoder("target") is not self.eval_encoder("context")
 
-    def pretrained_sources(self, cfg: Config) -> dict[str, str]:
-        """``{submodule name: saved encoder}`` loaded strictly at the start of a fresh run (default none)."""
-        return {}
+    def pretrained_sources(self, cfg: Config) -> dict[str, tuple[str, str]]:
+        """``{submodule name: (source, part)}`` loaded strictly at the start of a fresh run; ``part`` is
+        ``target`` or ``context`` (an encoder of the source) or ``predictor``. Default: the encoder from
+        ``model.pretrained``'s target encoder, when set."""
+        return {"encoder": (cfg.model.pretrained, "target")} if cfg.model.pretrained else {}
 
     @torch.no_grad()
     def encode(self, x: Tensor, which: str = "target") -> Tensor:

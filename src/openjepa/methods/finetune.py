@@ -59,8 +59,8 @@ class Finetune(SingleEncoderMethod):
     def feature_dim(self) -> int:
         return self.encoder.embed_dim
 
-    def pretrained_sources(self, cfg: Config) -> dict[str, str]:
-        return {"encoder": self.source} if self.source else {}
+    def pretrained_sources(self, cfg: Config) -> dict[str, tuple[str, str]]:
+        return {"encoder": (self.source, "target")} if self.source else {}
 
     def lr_scales(self) -> dict[str, float]:
         """Layer-wise decay over the encoder's ``blocks.i`` (ViT); ResNet encoders train at one rate."""

@@ -86,6 +86,14 @@ class IJEPA(JEPAMethod):
     def feature_dim(self) -> int:
         return self.encoder.embed_dim
 
+    def pretrained_sources(self, cfg: Config) -> dict[str, tuple[str, str]]:
+        """``model.pretrained``: the context encoder, the EMA teacher and the predictor from the source's own."""
+        src = cfg.model.pretrained
+        if not src:
+            return {}
+        parts = {"encoder": (src, "context"), "predictor": (src, "predictor")}
+        return parts if self.target is None else {**parts, "target.encoder": (src, "target")}
+
     def eval_encoder(self, which: str = "target") -> nn.Module:
         if check_encoder_choice(which) == "context" or self.target is None:
             return self.encoder

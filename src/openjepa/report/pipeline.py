@@ -21,14 +21,14 @@ from openjepa.engine import dist
 from openjepa.engine.trainer import TrainResult, train
 from openjepa.eval.registry import EVALUATIONS
 from openjepa.interop.export import export_encoder
-from openjepa.interop.sources import load_source
+from openjepa.interop.sources import load_part
 from openjepa.methods import JEPAMethod, build_method
 
 
 def train_and_evaluate(cfg: Config, resume: bool = False, allow_config_change: bool = False) -> dict[str, Any]:
     """``openjepa train``: :func:`train`, then (rank 0, when something was trained) :func:`finish`."""
     result = train(cfg, resume=resume, allow_config_change=allow_config_change,
-                   load=lambda source: load_source(source).encoder)  # released checkpoints too, converted
+                   load=load_part)  # the parts of released checkpoints too, converted
     summary: dict[str, Any] = {"steps": int(result.state.get("step", 0)), "run_dir": result.cfg.run_dir,
                                "device": str(result.device), "precision": result.precision,
                                "world_size": result.world_size, "trained": result.trained}
