@@ -206,10 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="pretrain a model (no config: the 2-minute CPU quickstart)", epilog=EPILOG)
     t.add_argument("config", nargs="?", help="YAML config file or shipped name (e.g. ijepa/fashion_mnist)")
     t.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides")
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir (refused "
-                   "when the config changes what is trained: model, data, method, optimizer, ...)")
-    t.add_argument("--allow-config-change", action="store_true",
-                   help="with --resume: continue even though settings that change what is trained differ")
+    _add_resume_args(t)
     t.set_defaults(func=_cmd_train)
 
     _add_model_commands(sub)
@@ -232,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("overrides", nargs="*", default=[], metavar="key=value")
     c.set_defaults(func=_cmd_config)
     return p
+
+
+def _add_resume_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir (refused "
+                   "when the config changes what is trained: model, data, method, optimizer, ...)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue even though settings that change what is trained differ")
 
 
 def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
@@ -297,9 +301,7 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     f.add_argument("source", help="pretrained run directory, checkpoint (.pt) or encoder.safetensors")
     f.add_argument("config", nargs="?", help="recipe YAML or shipped name (default: finetune/base)")
     f.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. finetune.head=attentive")
-    f.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
-    f.add_argument("--allow-config-change", action="store_true",
-                   help="with --resume: continue even though settings that change what is trained differ")
+    _add_resume_args(f)
     f.set_defaults(func=_cmd_finetune)
 
     cv = sub.add_parser("convert", help="convert any loadable model into an openjepa model folder",
