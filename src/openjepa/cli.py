@@ -136,7 +136,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from openjepa.report import write_report
 
     out = write_report(args.run_dir, out=args.out, device=_checked_device(args.device), max_images=args.max_images,
-                       tsne=not args.no_tsne, progress=False if args.no_progress else None)
+                       tsne=not args.no_tsne, progress=False if args.no_progress else None, overrides=args.overrides)
     print(f"report written to {out}")
     return 0
 
@@ -280,7 +280,9 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
                        description="Write one self-contained HTML page (RUN_DIR/report.html by default) with the "
                        "training curves, mask examples, a 2-D map of test embeddings, nearest-neighbour retrieval, "
                        "the probe tables and the config. Sections whose inputs are missing say so.")
-    r.add_argument("run_dir", help="run directory")
+    r.add_argument("run_dir", help="run directory, or any loadable model (a Hugging Face folder, an official "
+                   "checkpoint, an openjepa convert folder) to map on the data its data.*=... overrides name")
+    r.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. data.root=/data/images")
     r.add_argument("--out", default=None, metavar="FILE", help="output file (default: RUN_DIR/report.html)")
     r.add_argument("--device", default=None, help="device for the embeddings (default: the run's setting)")
     r.add_argument("--max-images", type=_int_at_least(0), default=1000,

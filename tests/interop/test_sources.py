@@ -125,3 +125,20 @@ def test_eval_and_embed_take_a_released_model_directly(tmp_path, capsys):
                  "train.progress=false", "eval.probe_epochs=3"]) == 0
     out = capsys.readouterr().out
     assert "is not an openjepa run: the table is printed, not saved" in out and "linear" in out
+
+
+def test_report_maps_a_released_model_on_given_data(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    _, folder = _ijepa_folder(tmp_path)
+    data = tmp_path / "imgs"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (16, 16), (40 * i, 200 if c == "a" else 0, 0)).save(data / c / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(folder), f"data.root={data}", "data.val_fraction=0.5", "--no-tsne",
+                 "--no-progress"]) == 0
+    html = (tmp_path / "hf_ijepa_report.html").read_text()
+    assert "a loaded model, not a run" in html and "No embeddings" not in html
+    assert main(["report", str(tmp_path / "missing")]) == 2

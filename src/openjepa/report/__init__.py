@@ -15,7 +15,7 @@ import datetime
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 
@@ -23,7 +23,9 @@ from openjepa.config import ConfigError, load_config, to_yaml
 from openjepa.config.schema import Config
 from openjepa.data import dataset_info
 from openjepa.engine.precision import resolve_device
-from openjepa.engine.runs import load_run
+from openjepa.config.load import load_config_overrides
+from openjepa.engine.runs import is_run, load_run
+from openjepa.eval.frozen import load_any
 from openjepa.methods import JEPAMethod
 from openjepa.report.collapse import collapse_banner
 from openjepa.report.html import Section, esc, note, page
@@ -80,7 +82,8 @@ def _header(run_dir: Path, source: str, tables: list[tuple[str, Any]], sims: tor
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, device: str | None = None,
-                 max_images: int = 1000, tsne: bool = True, progress: bool | None = None) -> Path:
+                 max_images: int = 1000, tsne: bool = True, progress: bool | None = None,
+                 overrides: Sequence[str] = ()) -> Path:
     """Write the HTML report of ``run_dir`` to ``out`` (default ``run_dir/report.html``); returns its path.
 
     ``max_images`` caps the images encoded per split (the map uses the test split, retrieval
@@ -90,10 +93,17 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     summary, checkpoint, data) leave a note in their section.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    if not run_dir.exists():
         raise FileNotFoundError(f"no run directory at {run_dir}")
-    out = Path(out) if out is not None else run_dir / "report.html"
-    cfg, method, source = _load(run_dir)
+    if run_dir.is_dir() and (is_run(run_dir) or (run_dir / "config.yaml").is_file()):
+        out = Path(out) if out is not None else run_dir / "report.html"
+        cfg, method, source = _load(run_dir)
+    else:  # a released or converted model: its encoder on the data the overrides name (data.*=...)
+        cfg, method, _, _ = load_any(run_dir)
+        out = Path(out) if out is not None else Path.cwd() / f"{run_dir.name}_report.html"
+        source = f"{run_dir} (a loaded model, not a run: no curves or probe tables)"
+    if cfg is not None and overrides:
+        cfg = load_config_overrides(cfg, overrides)
     show = bool(cfg.train.progress if progress is None and cfg is not None else progress)
     world_model = cfg is not None and cfg.train.method == "acjepa"  # planning and the position probe, no images
     info: Any = "No config: " + source
