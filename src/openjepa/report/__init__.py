@@ -67,6 +67,15 @@ def _load(run_dir: Path) -> tuple[Config | None, JEPAMethod | None, str]:
         return None, None, f"no checkpoint and no usable config.yaml ({e})"
 
 
+def _is_model(path: Path) -> bool:
+    """A model file, a Hugging Face folder or an ``openjepa convert`` folder: a loaded model, not a run."""
+    if path.is_file():
+        return True
+    run_files = is_run(path) or (path / "config.yaml").is_file()
+    hf = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    return not run_files and (hf or (path / "encoder.safetensors").is_file())
+
+
 def _header(run_dir: Path, source: str, tables: list[tuple[str, Any]], sims: torch.Tensor | None) -> str:
     """Run facts (``summary.json`` when the run wrote one) and the collapse banner (:func:`collapse_banner`)."""
     facts = [f"run: {run_dir}", f"model: {source}",
@@ -95,7 +104,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise FileNotFoundError(f"no run directory at {run_dir}")
-    if run_dir.is_dir() and (is_run(run_dir) or (run_dir / "config.yaml").is_file()):
+    if not _is_model(run_dir):  # a run directory (whatever it still holds: missing files leave notes)
         out = Path(out) if out is not None else run_dir / "report.html"
         cfg, method, source = _load(run_dir)
     else:  # a released or converted model: its encoder on the data the overrides name (data.*=...)
