@@ -239,3 +239,10 @@ def test_plain_bad_input_is_one_line(tmp_path, capsys):
                                    (["plan", "r", "--episodes", "many"], "--episodes", 1, "'many'")):
         line = one_error_line(capsys, *argv)
         assert line.startswith(f"openjepa {argv[0]}: error: argument {option}: ") and f">= {low}, got {got};" in line
+
+
+def test_embed_batch_size_defaults_to_the_runs_setting():
+    from openjepa.cli import build_parser
+
+    assert build_parser().parse_args(["embed", "r", "x", "--out", "f.npy"]).batch_size is None  # -> eval.batch_size
+    assert build_parser().parse_args(["embed", "r", "x", "--out", "f.npy", "--batch-size", "8"]).batch_size == 8

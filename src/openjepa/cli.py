@@ -263,7 +263,8 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("checkpoint", help="run directory, checkpoint file (.pt) or any loadable model")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders (searched recursively)")
     b.add_argument("--out", required=True, metavar="FILE", help="output: FILE.npy or FILE.safetensors (key 'features')")
-    b.add_argument("--batch-size", type=_int_at_least(1), default=64, help="images per forward pass (default: 64)")
+    b.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                   help="images per forward pass (default: the run's eval.batch_size, 256)")
     b.add_argument("--device", default=None, help="device (default: the run's setting)")
     b.add_argument("--encoder", choices=["target", "context"], default=None,
                    help="which encoder (default: the run's eval.encoder)")
