@@ -48,6 +48,13 @@ def strip_prefix(state: Mapping[str, Tensor], prefixes: Sequence[str]) -> dict[s
     return out
 
 
+def split_predictor(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(encoder state, predictor state) of a converted state dict; the predictor keys lose ``predictor.``."""
+    enc = {k: v for k, v in state.items() if not k.startswith("predictor.")}
+    pred = {k[len("predictor."):]: v for k, v in state.items() if k.startswith("predictor.")}
+    return enc, pred
+
+
 def convert_keys(state: Mapping[str, Tensor], rules: Sequence[Rule], drop: Sequence[tuple[str, str]] = (),
                  what: str = "checkpoint", transform: Callable[[str, Tensor], dict[str, Tensor]] | None = None
                  ) -> Conversion:

@@ -66,7 +66,7 @@ from torch import Tensor
 
 from openjepa.engine.checkpoint import check_state_keys, save_safetensors
 from openjepa.errors import CheckpointError, ConfigError
-from openjepa.interop.convert import Conversion, convert_keys, fuse_parts, strip_prefix
+from openjepa.interop.convert import Conversion, convert_keys, fuse_parts, split_predictor, strip_prefix
 from openjepa.models import Predictor, VisionTransformer
 from openjepa.models.released import IMAGENET_MEAN, IMAGENET_STD, RELEASED_IJEPA
 
@@ -320,12 +320,6 @@ def from_official_ijepa(obj: Mapping[str, Any], which: str = "target", predictor
         _check_predictor(kwargs, pk, pred_state, f"{what} (predictor)")
     return conv
 
-
-def split_predictor(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """(encoder state, predictor state) of a converted state dict; the predictor keys lose ``predictor.``."""
-    enc = {k: v for k, v in state.items() if not k.startswith("predictor.")}
-    pred = {k[len("predictor."):]: v for k, v in state.items() if k.startswith("predictor.")}
-    return enc, pred
 
 
 def build_official_ijepa(obj: Mapping[str, Any], which: str = "target", predictor: bool = False,

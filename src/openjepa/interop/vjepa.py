@@ -53,7 +53,7 @@ from torch import Tensor
 
 from openjepa.engine.checkpoint import save_safetensors
 from openjepa.errors import CheckpointError, ConfigError
-from openjepa.interop.convert import Conversion, Rule, convert_keys, strip_prefix
+from openjepa.interop.convert import Conversion, Rule, convert_keys, split_predictor, strip_prefix
 from openjepa.models.predictor import Predictor
 from openjepa.models.vit import VisionTransformer
 from openjepa.models.vjepa import ARCHS
@@ -134,12 +134,6 @@ def _mask_tokens_shape(key: str, value: Tensor) -> dict[str, Tensor]:
         value = value.reshape(value.shape[0], 1, value.shape[-1])
     return {key: value}
 
-
-def split_predictor(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """A converted state -> (encoder state, predictor state without the ``predictor.`` prefix)."""
-    enc = {k: v for k, v in state.items() if not k.startswith("predictor.")}
-    pred = {k[len("predictor."):]: v for k, v in state.items() if k.startswith("predictor.")}
-    return enc, pred
 
 
 # ---------------------------------------------------------------- Hugging Face VJEPA2Model
