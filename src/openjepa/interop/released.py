@@ -6,7 +6,8 @@
 - An **official checkpoint** (``torch.save``d dict, loaded with ``weights_only=True``; a pickle that needs code
   is refused) is dispatched on its encoder's patch embedding: a Conv2d is I-JEPA (``encoder`` /
   ``target_encoder`` / ``predictor``, ``module.`` keys), a Conv3d tubelet is V-JEPA or V-JEPA 2
-  (``module.backbone.`` keys), told apart by the size of the stored position table.
+  (``module.backbone.`` keys), told apart by the size of the stored position table, or V-JEPA 2.1
+  (per-level ``norms_block.*``; :mod:`openjepa.interop.vjepa2_1`).
 
 Each load returns a :class:`~openjepa.interop.sources.Source` whose config rebuilds the encoder
 (``model.encoder`` + ``model.encoder_kwargs``) and carries the preprocessing (size, ImageNet mean / std,
@@ -26,12 +27,13 @@ from safetensors.torch import load_file as load_safetensors
 from openjepa.config.schema import Config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.errors import CheckpointError
-from openjepa.interop import ijepa, vjepa
+from openjepa.interop import ijepa, vjepa, vjepa2_1
 from openjepa.interop.convert import Conversion
 from openjepa.interop.sources import Source, is_torch_zip, register_source
 from openjepa.models.predictor import Predictor
 from openjepa.models.vit import VisionTransformer
 from openjepa.models.vjepa import ARCHS, IMAGENET_MEAN, IMAGENET_STD, PREPROCESSING
+from openjepa.models.vjepa2_1 import PREPROCESSING as PREPROCESSING_2_1
 
 BUILD_KEYS = ("img_size", "patch_size", "in_chans", "num_frames", "tubelet_size")
 
@@ -147,9 +149,24 @@ def _vjepa_family(obj: Mapping[str, Any], which: str) -> str:
     raise CheckpointError("official checkpoint: its encoder matches no released V-JEPA or V-JEPA 2 architecture")
 
 
+def _load_vjepa2_1(obj: Mapping[str, Any], path: Path, which: str, predictor: bool) -> Source:
+    name, kwargs = vjepa2_1.official_vjepa2_1_arch(obj, which)
+    conv = vjepa2_1.from_official_vjepa2_1(obj, which=which, predictor=predictor)
+    enc = _encoder(kwargs, conv, f"official V-JEPA 2.1 checkpoint {path} ({name})")
+    pred = None
+    if predictor:
+        pred = Predictor(enc.grid, enc.embed_dim, **vjepa2_1.official_vjepa2_1_predictor_kwargs(obj, enc.embed_dim))
+        ckpt.load_state_strict(pred, vjepa.split_predictor(conv.state_dict)[1], f"predictor of {path}")
+    prep = PREPROCESSING_2_1.get(name, PREPROCESSING_2_1["vjepa2_1_vit_large_384"])
+    return Source(enc, config_for(kwargs, prep["mean"], prep["std"], name), "official-vjepa2_1", pred, conv,
+                  {"frame_step": prep["frame_step"], "frames_per_clip": prep["frames_per_clip"], "arch": name})
+
+
 @register_source("official", lambda p: _official(p) is not None)
 def load_official(path: Path, which: str = "target", predictor: bool = False, map_location: Any = "cpu") -> Source:
     obj = _official(path)
+    if vjepa2_1.is_vjepa2_1(next(obj[k] for k in OFFICIAL_KEYS if isinstance(obj.get(k), Mapping))):
+        return _load_vjepa2_1(obj, path, which, predictor)
     if _patch_weight(obj).ndim == 4:  # I-JEPA: a Conv2d patch embedding
         enc, pred, conv = ijepa.build_official_ijepa(obj, which, predictor)
         name, kwargs = ijepa.official_ijepa_arch(ijepa.split_predictor(conv.state_dict)[0])

@@ -25,6 +25,17 @@ that of the official code (``facebookresearch/vjepa2``, ``src/models/utils/modul
   ``config.crop_size // config.patch_size``, so it agrees at another clip length but needs
   ``crop_size`` set to the input resolution at another resolution.)
 
+V-JEPA 2.1 (``app/vjepa_2_1/models/utils/modules.py`` of the same repository) changes two things, both
+options here:
+
+* ``layout="interleaved"``: the frequencies are repeated per pair (``repeat_interleave``), so channel ``j``
+  turns by ``p * omega[j // 2]`` and each pair is a true rotation (RoFormer's rule). ``layout="tiled"`` (the
+  default) is V-JEPA 2's quirk above.
+* ``ref_grid``: the encoder's height and width coordinates are rescaled to a reference grid,
+  ``h' = h * (ref - 1) / (H - 1)`` (``interpolate_rope=True``; ref = 256 / 16 = 16 for patch 16, 252 / 14 = 18
+  for patch 14), so that any resolution spans the coordinate range the model was pretrained on; time is not
+  rescaled. At H = 1 the official formula divides by zero; here the single row keeps coordinate 0.
+
 Angles are computed in float32 (the official code computes them in the query's dtype) and cast to the
 query's dtype when applied.
 """
@@ -45,11 +56,19 @@ def rope_axis_dim(head_dim: int) -> int:
     return d
 
 
-def rope_frequencies(d: int, device: torch.device | str | None = None) -> Tensor:
-    """Per-channel frequency of one axis block of ``d`` channels, float32 (d,): ``omega[j mod d/2]`` (the quirk)."""
+LAYOUTS = ("tiled", "interleaved")
+
+
+def rope_frequencies(d: int, device: torch.device | str | None = None, layout: str = "tiled") -> Tensor:
+    """Per-channel frequency of one axis block of ``d`` channels, float32 (d,): ``omega[j mod d/2]`` for
+    ``layout="tiled"`` (V-JEPA 2's quirk), ``omega[j // 2]`` for ``"interleaved"`` (V-JEPA 2.1)."""
+    if layout not in LAYOUTS:
+        raise ConfigError(f"rope layout {layout!r} is unknown; choose one of: {', '.join(LAYOUTS)}")
     omega = torch.arange(d // 2, dtype=torch.float32, device=device) / (d / 2.0)
     omega = 1.0 / 10000**omega  # (d/2,)
-    return omega.repeat(2)  # (d,): [omega, omega], not repeat_interleave
+    if layout == "tiled":
+        return omega.repeat(2)  # (d,): [omega, omega]
+    return omega.repeat_interleave(2)  # (d,): [o0, o0, o1, o1, ...]
 
 
 def grid_positions(idx: Tensor, grid: tuple[int, int, int]) -> Tensor:
@@ -61,23 +80,36 @@ def grid_positions(idx: Tensor, grid: tuple[int, int, int]) -> Tensor:
     return torch.stack([t, h, w], dim=-1)
 
 
-def rope_tables(pos: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
+def rescale_positions(pos: Tensor, grid: tuple[int, int, int], ref_grid: int | None) -> Tensor:
+    """Coordinates (..., 3) with h and w rescaled from the input ``grid`` to ``ref_grid`` points (V-JEPA 2.1's
+    ``interpolate_rope``), float32: ``h * (ref - 1) / (H - 1)``; unchanged (as float) when ``ref_grid`` is None."""
+    pos = pos.to(torch.float32)
+    if ref_grid is None:
+        return pos
+    _, H, W = grid
+    t, h, w = pos.unbind(-1)
+    h = h * (ref_grid - 1) / (H - 1) if H > 1 else h  # same order of operations as the official code
+    w = w * (ref_grid - 1) / (W - 1) if W > 1 else w
+    return torch.stack([t, h, w], dim=-1)
+
+
+def rope_tables(pos: Tensor, head_dim: int, layout: str = "tiled") -> tuple[Tensor, Tensor]:
     """cos and sin tables for token coordinates ``pos`` (..., N, 3): each float32 (..., N, 3 d).
 
-    Channel block k (t, h, w in turn) holds the angles ``pos[..., k] * rope_frequencies(d)``.
+    Channel block k (t, h, w in turn) holds the angles ``pos[..., k] * rope_frequencies(d, layout=layout)``.
     """
     d = rope_axis_dim(head_dim)
-    freq = rope_frequencies(d, pos.device)  # (d,)
+    freq = rope_frequencies(d, pos.device, layout)  # (d,)
     angles = pos.to(torch.float32)[..., :, None] * freq  # (..., N, 3, d)
     angles = angles.flatten(-2)  # (..., N, 3d): [t block | h block | w block]
     return angles.cos(), angles.sin()
 
 
-def full_grid_tables(grid: tuple[int, int, int], head_dim: int, device: torch.device | str | None = None
-                     ) -> tuple[Tensor, Tensor]:
+def full_grid_tables(grid: tuple[int, int, int], head_dim: int, device: torch.device | str | None = None,
+                     layout: str = "tiled", ref_grid: int | None = None) -> tuple[Tensor, Tensor]:
     """Tables for every token of ``grid`` in raster order: each (T*H*W, 3 d)."""
     idx = torch.arange(grid[0] * grid[1] * grid[2], device=device)
-    return rope_tables(grid_positions(idx, grid), head_dim)
+    return rope_tables(rescale_positions(grid_positions(idx, grid), grid, ref_grid), head_dim, layout)
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

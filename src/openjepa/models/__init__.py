@@ -9,7 +9,7 @@ from openjepa.models.predictor import Predictor
 from openjepa.models.released import RELEASED_IJEPA  # noqa: F401  (registers the released I-JEPA encoders)
 from openjepa.models.resnet import ResNet
 from openjepa.models.vit import VisionTransformer
-from openjepa.models import vjepa  # noqa: F401  (registers the V-JEPA / V-JEPA 2 architectures)
+from openjepa.models import vjepa, vjepa2_1  # noqa: F401  (registers the V-JEPA / 2 / 2.1 architectures)
 from openjepa.registry import MODELS
 
 

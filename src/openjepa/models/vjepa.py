@@ -32,18 +32,19 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _prep(crop: int, frames: int, frame_step: int, fps: int | None = None) -> dict[str, Any]:
+def clip_preprocessing(crop: int, frames: int, frame_step: int, fps: int | None = None) -> dict[str, Any]:
+    """What a released video model expects: crop, resize, mean and std, frames per clip, frame step and fps."""
     return {"crop_size": crop, "resize": int(crop * 256 / 224), "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
             "frames_per_clip": frames, "frame_step": frame_step, "fps": fps}
 
 
 PREPROCESSING: dict[str, dict[str, Any]] = {
-    "vjepa2_vit_large": _prep(256, 64, 4, fps=4),
-    "vjepa2_vit_huge": _prep(256, 64, 4, fps=4),
-    "vjepa2_vit_giant": _prep(256, 64, 4, fps=4),
-    "vjepa2_vit_giant_384": _prep(384, 64, 4, fps=4),
-    "vjepa_vit_large16": _prep(224, 16, 4),
-    "vjepa_vit_huge16_384": _prep(384, 16, 4),
+    "vjepa2_vit_large": clip_preprocessing(256, 64, 4, fps=4),
+    "vjepa2_vit_huge": clip_preprocessing(256, 64, 4, fps=4),
+    "vjepa2_vit_giant": clip_preprocessing(256, 64, 4, fps=4),
+    "vjepa2_vit_giant_384": clip_preprocessing(384, 64, 4, fps=4),
+    "vjepa_vit_large16": clip_preprocessing(224, 16, 4),
+    "vjepa_vit_huge16_384": clip_preprocessing(384, 16, 4),
 }
 
 # name: (embed_dim, depth, num_heads, mlp_ratio, img_size, num_frames, pos)
