@@ -31,6 +31,7 @@ def official_models(repo: Path, size: int, frames: int):
     from app.vjepa_2_1.models import predictor as vp  # noqa: E402 (the user's checkout)
     from app.vjepa_2_1.models import vision_transformer as vt  # noqa: E402
 
+    torch.manual_seed(0)
     enc = vt.VisionTransformer(img_size=(size, size), patch_size=16, num_frames=frames, tubelet_size=2,
                                embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0, qkv_bias=True,
                                norm_layer=torch.nn.LayerNorm, use_rope=True, img_temporal_dim_size=1,

@@ -226,6 +226,11 @@ def _hf_config(encoder: VisionTransformer, predictor: Optional[Predictor]) -> di
     if encoder.pos_embed is not None or encoder.patch_embed.tubelet_size is None:
         raise CheckpointError("export to VJEPA2Model: only V-JEPA 2 encoders (video tubelets, pos='rope') "
                               f"have a VJEPA2Model form; this one has pos={encoder.pos!r}")
+    if (encoder.rope_layout != "tiled" or encoder.rope_ref_grid is not None or encoder.patch_embed_img is not None
+            or encoder.img_mod_embed is not None or len(encoder.level_norms)):
+        raise CheckpointError("export to VJEPA2Model: this is a V-JEPA 2.1 encoder (interleaved RoPE, image patch "
+                              "embedding, modality embeddings or per-level norms), which transformers does not "
+                              "implement; export it as safetensors or onnx")
     T, H, W = encoder.grid
     if H != W:
         raise CheckpointError(f"export to VJEPA2Model: VJEPA2Config has one crop_size; the grid is {H} x {W}")
