@@ -66,6 +66,8 @@ class MaskConfig:
     ratio: float = 0.75  # random sampler: fraction of tokens that are targets
     tube: bool = False  # random sampler on video: mask the same spatial tokens in every frame (VideoMAE)
     official_compat: bool = False  # reproduce the official collator (one block size per batch, truncation, no last row/col)
+    merge_targets: bool = False  # predict the union of the target blocks as one set (V-JEPA) instead of each block
+    groups: List[Any] = field(default_factory=list)  # mask groups, each {key: value} overriding the settings above; one predictor pass per group (V-JEPA: 8 blocks of 0.15 and 2 of 0.7)
 
 
 @dataclass

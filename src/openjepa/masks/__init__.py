@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence, Union
 
-from openjepa.masks.base import MaskBatch, Masks, MaskSampler, pad_sets
+from dataclasses import fields, replace
+
+from openjepa.errors import ConfigError
+from openjepa.layers.seed import mix_seed
+from openjepa.masks.base import MaskBatch, MaskGroups, Masks, MaskSampler, pad_sets
 from openjepa.masks.collate import MaskCollator
-from openjepa.masks.multiblock import MultiBlockMaskSampler
+from openjepa.masks.multiblock import GroupedMaskSampler, MultiBlockMaskSampler
 from openjepa.masks.ops import apply_masks, masked_mean, masks_to_dense, repeat_for_blocks, valid_or_ones
 from openjepa.masks.random import RandomMaskSampler
 from openjepa.masks.viz import mask_image
@@ -17,15 +21,38 @@ if TYPE_CHECKING:
 SAMPLERS = {"multiblock": MultiBlockMaskSampler, "random": RandomMaskSampler}
 
 
-def build_mask_sampler(cfg: "MaskConfig", grid: Sequence[int], seed: int) -> Union[MultiBlockMaskSampler, RandomMaskSampler]:
-    """The sampler ``cfg.sampler`` names, over the (T, H, W) token ``grid``."""
-    if cfg.sampler not in SAMPLERS:
-        raise ValueError(f"unknown mask sampler {cfg.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
-    return SAMPLERS[cfg.sampler].from_config(cfg, grid, seed)
+def group_configs(cfg: "MaskConfig") -> list["MaskConfig"]:
+    """``cfg`` with each of ``cfg.groups`` applied (``[cfg]`` without groups); a bad group raises ConfigError."""
+    if not cfg.groups:
+        return [cfg]
+    names = [f.name for f in fields(cfg) if f.name != "groups"]
+    out = []
+    for g, group in enumerate(cfg.groups):
+        if not isinstance(group, dict):
+            raise ConfigError(f"mask.groups[{g}]: expected a mapping of mask settings, got {group!r}")
+        bad = sorted(set(group) - set(names))
+        if bad:
+            raise ConfigError(f"mask.groups[{g}]: unknown key(s) {', '.join(bad)}; choose from: {', '.join(names)}")
+        out.append(replace(cfg, groups=[], **group))
+    return out
+
+
+def build_mask_sampler(cfg: "MaskConfig", grid: Sequence[int], seed: int
+                       ) -> Union[MultiBlockMaskSampler, RandomMaskSampler, GroupedMaskSampler]:
+    """The sampler ``cfg.sampler`` names, over the (T, H, W) token ``grid``; with ``cfg.groups`` one sampler per
+    group (each seeded ``mix_seed(seed, "group", g)``), drawn together by a :class:`GroupedMaskSampler`."""
+    cfgs = group_configs(cfg)
+    for c in cfgs:
+        if c.sampler not in SAMPLERS:
+            raise ConfigError(f"mask.sampler={c.sampler!r} is unknown; choose one of: {', '.join(SAMPLERS)}")
+    if len(cfgs) == 1 and not cfg.groups:
+        return SAMPLERS[cfg.sampler].from_config(cfg, grid, seed)
+    return GroupedMaskSampler([SAMPLERS[c.sampler].from_config(c, grid, mix_seed(seed, "group", g))
+                               for g, c in enumerate(cfgs)], seed)
 
 
 __all__ = [
-    "MaskBatch", "Masks", "MaskSampler", "pad_sets",
-    "MultiBlockMaskSampler", "RandomMaskSampler", "MaskCollator", "build_mask_sampler", "SAMPLERS",
+    "MaskBatch", "MaskGroups", "Masks", "MaskSampler", "pad_sets", "group_configs",
+    "MultiBlockMaskSampler", "GroupedMaskSampler", "RandomMaskSampler", "MaskCollator", "build_mask_sampler", "SAMPLERS",
     "apply_masks", "repeat_for_blocks", "masked_mean", "masks_to_dense", "valid_or_ones", "mask_image",
 ]

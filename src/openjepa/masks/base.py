@@ -45,6 +45,13 @@ class Masks(NamedTuple):
         return Masks(self.context.to(device, non_blocking), self.targets.to(device, non_blocking))
 
 
+class MaskGroups(tuple):
+    """Several :class:`Masks` of one batch, one per mask group (V-JEPA: short- and long-range blocks)."""
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "MaskGroups":
+        return MaskGroups(m.to(device, non_blocking) for m in self)
+
+
 class MaskSampler(Protocol):
     """A pure function of (seed, step, rank, sample index) -> masks for a batch.
 

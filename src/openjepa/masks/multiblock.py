@@ -56,6 +56,12 @@ truncation of every set to the batch's shortest by keeping its first K sorted in
 (d): a hang is not a result (on grids small enough to reach the fallback, a shrunk target block then
 truncates every other block of the batch, as the original truncation would). ``min_keep`` is ">= min_keep" in both modes (the original used ">").
 Differences that remain: ``num_context > 1`` gives one union here, separate views there.
+
+``merge_targets=True`` (V-JEPA, Bardes et al. 2024, Sec. 3.2 and Appendix: "multi-block" masking) returns
+the union of a sample's target blocks as its one target set, (B, 1, K): V-JEPA masks the union of the
+blocks and predicts every masked token in one predictor pass, the context being the rest of the clip
+(``context_scale=(1, 1)``). Its two mask groups (8 blocks of spatial scale 0.15, 2 of 0.7, aspect 0.75-1.5,
+all frames) are two samplers, see :class:`GroupedMaskSampler`.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ import torch
 from torch import Tensor
 
 from openjepa.layers.seed import generator
-from openjepa.masks.base import Masks, MaskBatch, pad_sets, sample_indices
+from openjepa.masks.base import MaskBatch, MaskGroups, Masks, pad_sets, sample_indices
 
 if TYPE_CHECKING:
     from openjepa.config.schema import MaskConfig
@@ -120,6 +126,7 @@ class MultiBlockMaskSampler:
         official_compat: bool = False,
         seed: int = 0,
         max_tries: int = 20,
+        merge_targets: bool = False,
     ):
         grid = tuple(int(g) for g in grid)
         if len(grid) == 2:
@@ -140,6 +147,7 @@ class MultiBlockMaskSampler:
         self.min_keep = max(int(min_keep), 1)  # a context is never empty
         self.allow_overlap = bool(allow_overlap)
         self.official_compat, self.seed, self.max_tries = bool(official_compat), int(seed), int(max_tries)
+        self.merge_targets = bool(merge_targets)
 
         T, H, W = grid
         # the region any block may cover: the whole grid, or (official) all but the last row/column
@@ -163,7 +171,7 @@ class MultiBlockMaskSampler:
                    target_aspect=cfg.target_aspect, num_context=cfg.num_context,
                    context_scale=cfg.context_scale, context_aspect=cfg.context_aspect,
                    temporal_scale=cfg.temporal_scale, min_keep=cfg.min_keep, allow_overlap=cfg.allow_overlap,
-                   official_compat=cfg.official_compat, seed=seed)
+                   official_compat=cfg.official_compat, seed=seed, merge_targets=cfg.merge_targets)
 
     def __repr__(self) -> str:
         return (f"MultiBlockMaskSampler(grid={self.grid}, num_targets={self.num_targets}, "
@@ -171,7 +179,7 @@ class MultiBlockMaskSampler:
                 f"num_context={self.num_context}, context_scale={self.context_scale}, "
                 f"context_aspect={self.context_aspect}, temporal_scale={self.temporal_scale}, "
                 f"min_keep={self.min_keep}, allow_overlap={self.allow_overlap}, "
-                f"official_compat={self.official_compat}, seed={self.seed})")
+                f"official_compat={self.official_compat}, seed={self.seed}, merge_targets={self.merge_targets})")
 
     # ---- sizes -------------------------------------------------------------------------------
     def block_size(self, scale: float, aspect: float, frac: float = 1.0) -> Size:
@@ -291,13 +299,15 @@ class MultiBlockMaskSampler:
     def __call__(self, batch_size: int, step: int, rank: int = 0,
                  indices: Optional[Sequence[int]] = None) -> Masks:
         ctx, tgt = self.sample_sets(batch_size, step, rank, indices)
-        flat = [b for blocks in tgt for b in blocks]  # B * num_targets sets, sample-major
+        if self.merge_targets:  # one set per sample: the sorted union of its blocks
+            tgt = [[torch.unique(torch.cat(blocks))] for blocks in tgt]
+        flat = [b for blocks in tgt for b in blocks]  # B * n sets, sample-major
         if self.official_compat:  # defect (c), reproduced: keep the first K sorted indices
             context, targets = _truncate(ctx), _truncate(flat)
         else:
             context, targets = pad_sets(ctx), pad_sets(flat)
         k = targets.idx.shape[-1]
-        shape = (len(ctx), self.num_targets, k)
+        shape = (len(ctx), 1 if self.merge_targets else self.num_targets, k)
         targets = MaskBatch(targets.idx.reshape(shape),
                             None if targets.valid is None else targets.valid.reshape(shape))
         return Masks(context=context, targets=targets)
@@ -307,3 +317,25 @@ def _truncate(sets: list[Tensor]) -> MaskBatch:
     """official_compat: every set cut to the batch's shortest (its first K sorted indices)."""
     k = min(int(s.numel()) for s in sets)
     return MaskBatch(torch.stack([s[:k] for s in sets]), None)
+
+
+class GroupedMaskSampler:
+    """Several mask samplers over one grid, drawn for the same batch: ``__call__`` returns
+    :class:`~openjepa.masks.base.MaskGroups`, one :class:`Masks` per group (the method runs one predictor
+    pass per group, with mask token ``g``). Group ``g`` draws from seed ``mix_seed(seed, g)``, so groups are
+    independent and each is a pure function of (seed, step, rank, sample index)."""
+
+    def __init__(self, samplers: Sequence["MultiBlockMaskSampler"], seed: int):
+        grids = {s.grid for s in samplers}
+        if not samplers or len(grids) != 1:
+            raise ValueError(f"mask groups need at least one sampler, all on one grid; got grids {sorted(grids)}")
+        self.samplers = list(samplers)
+        self.grid = self.samplers[0].grid
+        self.seed = int(seed)  # the run's seed, which the groups' own seeds are derived from
+
+    def __repr__(self) -> str:
+        return f"GroupedMaskSampler({self.samplers!r})"
+
+    def __call__(self, batch_size: int, step: int, rank: int = 0,
+                 indices: Optional[Sequence[int]] = None) -> MaskGroups:
+        return MaskGroups(s(batch_size, step, rank, indices) for s in self.samplers)

@@ -1,7 +1,9 @@
 """I-JEPA: masked latent prediction with an EMA target (Assran et al. 2023, arXiv 2301.08243).
 
 The same method trains on video (V-JEPA, Bardes et al. 2024): the ViT and the mask sampler work
-on a (T, H, W) token grid, so nothing here depends on the modality.
+on a (T, H, W) token grid, so nothing here depends on the modality. With ``mask.groups`` (V-JEPA's
+short- and long-range masks) each group gets its own context, one predictor pass with its own mask token,
+and the loss is the mean over groups (V-JEPA Sec. 3: L1 on layer-normed targets, ``train.loss=l1``).
 
 With ``train.target=online`` there is no EMA teacher and no stop-gradient: the encoder itself
 encodes the full image for the targets, and SIGReg (LeJEPA, Balestriero & LeCun 2025, arXiv
@@ -20,7 +22,7 @@ from torch import Tensor, nn
 
 from openjepa.config.schema import Config
 from openjepa.errors import ConfigError
-from openjepa.masks.base import MaskBatch
+from openjepa.masks.base import MaskBatch, MaskGroups, Masks
 from openjepa.masks.ops import apply_masks, repeat_for_blocks
 from openjepa.masks import MaskCollator, build_mask_sampler
 from openjepa.methods.base import DataPipeline, JEPAMethod, StepOutput, check_encoder_choice, register_method
@@ -46,16 +48,13 @@ class IJEPA(JEPAMethod):
 
     def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
         x, masks = batch["x"], batch["masks"]
-        n = masks.targets.idx.shape[1]  # target blocks per sample
-        tgt = masks.targets.flatten_blocks()  # idx (B*n, Kt)
+        groups = masks if isinstance(masks, MaskGroups) else (masks,)  # V-JEPA: one pass per mask group
         with torch.set_grad_enabled(self.target is None):  # online targets carry gradients
             t = (self.encoder if self.target is None else self.target)(x)  # (B, N, D)
-            h = apply_masks(repeat_for_blocks(normalized_targets(t), n), tgt.idx)  # (B*n, Kt, D)
-        z = self.encoder(x, masks.context)  # (B, Kc, D)
-        ctx = masks.context
-        ctx = MaskBatch(repeat_for_blocks(ctx.idx, n), None if ctx.valid is None else repeat_for_blocks(ctx.valid, n))
-        pred = self.predictor(repeat_for_blocks(z, n), ctx, tgt)  # (B*n, Kt, D)
-        loss = regression_loss(pred, h, tgt.valid, self.loss)
+            targets = normalized_targets(t)
+        out = [self._predict(x, m, targets, g) for g, m in enumerate(groups)]  # (pred, target, valid) per group
+        loss = torch.stack([regression_loss(p, h, v, self.loss) for p, h, v in out]).mean()
+        pred, h = (torch.cat([o[i].flatten(0, 1) for o in out]) for i in (0, 1))  # (all target tokens, D)
         metrics = {"pred_loss": loss.detach(), "pred_std": _std(pred), "target_std": _std(h)}
         pooled = t.mean(dim=1)  # (B, D), as the probes see it
         if self.sigreg is not None:
@@ -67,6 +66,17 @@ class IJEPA(JEPAMethod):
             metrics["ema"] = self.momentum(step)  # the teacher's momentum after this step
         metrics["loss"] = loss.detach()
         return StepOutput(loss, metrics, features=pooled.detach().float())
+
+    def _predict(self, x: Tensor, masks: Masks, targets: Tensor, group: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One predictor pass: (predictions, their targets, validity), each (B*n, Kt, ...) for n target sets."""
+        n = masks.targets.idx.shape[1]  # target sets per sample
+        tgt = masks.targets.flatten_blocks()  # idx (B*n, Kt)
+        h = apply_masks(repeat_for_blocks(targets, n), tgt.idx)  # (B*n, Kt, D)
+        z = self.encoder(x, masks.context)  # (B, Kc, D)
+        ctx = masks.context
+        ctx = MaskBatch(repeat_for_blocks(ctx.idx, n), None if ctx.valid is None else repeat_for_blocks(ctx.valid, n))
+        pred = self.predictor(repeat_for_blocks(z, n), ctx, tgt, mask_index=group)  # (B*n, Kt, D)
+        return pred, h, tgt.valid
 
     def momentum(self, step: int) -> float:
         return momentum_at(step, self.total_steps, *self.ema)
@@ -126,7 +136,8 @@ def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
                           f"tokens and needs a ViT encoder (vit_*); whole-image encoders suit train.method=lejepa")
     m = cfg.model
     predictor = Predictor(encoder.grid, encoder.embed_dim, m.predictor_embed_dim, m.predictor_depth,
-                          m.predictor_heads, video=encoder.video)
+                          m.predictor_heads, video=encoder.video, pos=encoder.pos,
+                          num_mask_tokens=max(len(cfg.mask.groups), 1))  # V-JEPA: one mask token per group
     sig = cfg.sigreg
     reg = SIGReg(sig.slices, sig.knots, sig.t_max, cfg.seed) if cfg.train.target == "online" else None
     return IJEPA(encoder, predictor, cfg.train.loss, tuple(cfg.optim.ema), total_steps, reg, sig.weight, sig.combine,
