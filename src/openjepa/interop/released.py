@@ -7,7 +7,9 @@
   is refused) is dispatched on its encoder's patch embedding: a Conv2d is I-JEPA (``encoder`` /
   ``target_encoder`` / ``predictor``, ``module.`` keys), a Conv3d tubelet is V-JEPA or V-JEPA 2
   (``module.backbone.`` keys), told apart by the size of the stored position table, or V-JEPA 2.1
-  (per-level ``norms_block.*``; :mod:`openjepa.interop.vjepa2_1`).
+  (per-level ``norms_block.*``; :mod:`openjepa.interop.vjepa2_1`). A V-JEPA 2-AC file
+  (``encoder`` + an action-conditioned ``predictor``, told by its ``action_encoder``) gives the encoder and an
+  :class:`~openjepa.models.ACPredictor` (:mod:`openjepa.interop.vjepa2_ac`).
 
 Each load returns a :class:`~openjepa.interop.sources.Source` whose config rebuilds the encoder
 (``model.encoder`` + ``model.encoder_kwargs``) and carries the preprocessing (size, ImageNet mean / std,
@@ -27,7 +29,7 @@ from safetensors.torch import load_file as load_safetensors
 from openjepa.config.schema import Config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.errors import CheckpointError
-from openjepa.interop import ijepa, vjepa, vjepa2_1
+from openjepa.interop import ijepa, vjepa, vjepa2_1, vjepa2_ac
 from openjepa.interop.convert import Conversion
 from openjepa.interop.sources import Source, is_torch_zip, register_source
 from openjepa.models.predictor import Predictor
@@ -162,9 +164,27 @@ def _load_vjepa2_1(obj: Mapping[str, Any], path: Path, which: str, predictor: bo
                   {"frame_step": prep["frame_step"], "frames_per_clip": prep["frames_per_clip"], "arch": name})
 
 
+def _load_vjepa2_ac(path: Path, obj: Mapping[str, Any], which: str, predictor: bool) -> Source:
+    """The V-JEPA 2 encoder of a 2-AC file (built for the 2-AC clips) and, on request, its ACPredictor."""
+    conv = vjepa2_ac.from_official_vjepa2_ac(obj, which, predictor)
+    name = vjepa.official_vjepa2_arch(obj, vjepa2_ac.encoder_which(obj, which))
+    dim, depth, heads, mlp, img, _, pos = ARCHS[name]
+    prep = vjepa2_ac.PREPROCESSING
+    kwargs = dict(img_size=img, patch_size=16, num_frames=prep["frames_per_clip"], tubelet_size=2,
+                  embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=mlp, pos=pos)
+    what = f"official V-JEPA 2-AC checkpoint {path} ({name})"
+    enc = _encoder(kwargs, conv, what)
+    pred = vjepa2_ac.build_official_ac_predictor(obj, enc, conv, what=what) if predictor else None
+    return Source(enc, config_for(kwargs, prep["mean"], prep["std"], name), "official-vjepa2-ac", pred, conv,
+                  {"frame_step": prep["frame_step"], "frames_per_clip": prep["frames_per_clip"], "fps": prep["fps"],
+                   "arch": name})
+
+
 @register_source("official", lambda p: _official(p) is not None)
 def load_official(path: Path, which: str = "target", predictor: bool = False, map_location: Any = "cpu") -> Source:
     obj = _official(path)
+    if vjepa2_ac.is_official_vjepa2_ac(obj):
+        return _load_vjepa2_ac(path, obj, which, predictor)
     if vjepa2_1.is_vjepa2_1(next(obj[k] for k in OFFICIAL_KEYS if isinstance(obj.get(k), Mapping))):
         return _load_vjepa2_1(obj, path, which, predictor)
     if _patch_weight(obj).ndim == 4:  # I-JEPA: a Conv2d patch embedding

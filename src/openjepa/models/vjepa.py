@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from openjepa.models.ac_predictor import ACPredictor
 from openjepa.models.predictor import Predictor
 from openjepa.models.vit import VisionTransformer
 from openjepa.registry import register_model
@@ -108,3 +109,16 @@ def vjepa_predictor(encoder: VisionTransformer, **kw) -> Predictor:
     args = dict(predictor_embed_dim=384, depth=12, num_heads=12, mlp_ratio=4.0, video=True, pos="sincos",
                 num_mask_tokens=2)
     return Predictor(encoder.grid, encoder.embed_dim, **{**args, **kw})
+
+
+def vjepa2_ac_predictor(encoder: VisionTransformer, **kw) -> ACPredictor:
+    """V-JEPA 2-AC's action-conditioned predictor for ``encoder`` (``facebookresearch/vjepa2``,
+    ``src/hub/backbones.py`` ``vjepa2_ac_vit_giant``): width 1024, 24 blocks, 16 heads, MLP ratio 4, 7-D actions
+    and states as two tokens before each frame's patch tokens, 3-D RoPE over the encoder's (H, W) patch grid,
+    block-causal over at most 32 frames (the hub's 64 frames / tubelet 2). ``extrinsics_dim=6`` adds the
+    extrinsics token of the official ``use_extrinsics`` option (off in the released model); ``kw`` overrides any
+    :class:`ACPredictor` argument."""
+    _, H, W = encoder.grid
+    args = dict(action_dim=7, state_dim=7, dim=1024, depth=24, num_heads=16, mlp_ratio=4.0, max_frames=32,
+                cond="token", pos="rope", grid=(H, W), tokens_per_frame=H * W)
+    return ACPredictor(encoder.embed_dim, **{**args, **kw})
