@@ -72,8 +72,8 @@ class MaskConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "shapes"  # shapes | digits | fashion_mnist | folder | trajectories
-    root: Optional[str] = None  # data directory (folder: the images; fashion_mnist: the IDX files; trajectories: `openjepa collect --out`)
+    name: str = "shapes"  # shapes | digits | fashion_mnist | folder | trajectories | moving_shapes | video_folder
+    root: Optional[str] = None  # data directory (folder: the images; fashion_mnist: the IDX files; trajectories: `openjepa collect --out`; video_folder: the videos or a `path label` list file)
     batch_size: int = 64  # global batch size (summed over ranks)
     num_workers: int = 0  # DataLoader worker processes
     train_size: int = 20000  # shapes: generated training images
@@ -83,10 +83,16 @@ class DataConfig:
     eval_transforms: List[Any] = field(default_factory=list)  # transforms for evaluation (after resize)
     mean: Optional[List[float]] = None  # per-channel mean for normalisation (None: the dataset's own)
     std: Optional[List[float]] = None  # per-channel std for normalisation (None: the dataset's own)
-    on_error: str = choice("skip", "raise")  # unreadable image in a folder: skip (and list it) | raise
+    on_error: str = choice("skip", "raise")  # unreadable image or video in a folder: skip (and list it) | raise
     download: bool = False  # fashion_mnist: download the IDX files when they are not found locally
     num_frames: int = 4  # trajectories: frames per training sub-trajectory
     frameskip: int = 1  # trajectories: env steps between served frames (a model step; its action is frameskip env actions)
+    frames_per_clip: int = 16  # video: frames per clip (V-JEPA: 16); also sets model.num_frames
+    frame_step: int = 4  # video: take every frame_step-th frame of the file (V-JEPA: 4); ignored when fps > 0
+    fps: float = 0.0  # video: sample at this frame rate instead (frame step = round(file fps / fps) per video); 0 = off
+    num_clips: int = 1  # video evaluation: K evenly spaced clips per video
+    num_views: int = 1  # video evaluation: S spatial crops per clip, along the longer side
+    short_videos: str = choice("pad", "loop", "skip")  # video shorter than a clip: pad (repeat the last frame) | loop (wrap around) | skip (next video, listed as skipped)
 
 
 @dataclass

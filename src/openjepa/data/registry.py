@@ -22,9 +22,9 @@ from .transforms import build_pipeline
 if TYPE_CHECKING:
     from ..config.schema import Config, DataConfig
 
-# What an item is, so a method can say what it trains on: (image, label) pairs, or dicts of
-# recorded trajectories (obs, actions, states).
-KINDS = ("image", "trajectory")
+# What an item is, so a method can say what it trains on: (image, label) pairs, (clip (C, T, H, W),
+# label) pairs, or dicts of recorded trajectories (obs, actions, states).
+KINDS = ("image", "video", "trajectory")
 
 
 @dataclass(frozen=True)
