@@ -251,7 +251,7 @@ def validate(cfg: Config) -> None:
         lo_hi = getattr(cfg.mask, key)
         if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
             raise ConfigError(f"mask.{key}={lo_hi} must be [low, high] with 0 < low <= high")
-    tokens = (m.num_frames // m.tubelet_size) * (m.img_size // m.patch_size) ** 2
+    tokens = max(m.num_frames // m.tubelet_size, 1) * (m.img_size // m.patch_size) ** 2
     if cfg.mask.min_keep > tokens:
         raise ConfigError(f"mask.min_keep={cfg.mask.min_keep} exceeds the {tokens} tokens of the grid")
     if cfg.train.steps < 0 or (cfg.train.steps == 0 and cfg.train.epochs <= 0):
@@ -311,7 +311,7 @@ def _validate_ranges(cfg: Config) -> None:
     if not 0 <= cfg.optim.decay_fraction <= 1:
         raise ConfigError(f"optim.decay_fraction={cfg.optim.decay_fraction} must be in [0, 1]")
     m, t = cfg.model, cfg.train
-    if m.num_frames % m.tubelet_size:
+    if m.num_frames > 1 and m.num_frames % m.tubelet_size:  # video datasets set num_frames later (prepare_config)
         raise ConfigError(f"model.num_frames={m.num_frames} is not a multiple of model.tubelet_size={m.tubelet_size}")
     if m.predictor_embed_dim % m.predictor_heads:
         raise ConfigError(f"model.predictor_embed_dim={m.predictor_embed_dim} is not a multiple of "

@@ -148,3 +148,7 @@ def prepare_config(cfg: "Config") -> None:
     cfg.model.in_chans = dataset_info(cfg.data).in_chans
     if spec.prepare is not None:
         spec.prepare(cfg)
+    m = cfg.model
+    if m.num_frames % m.tubelet_size:
+        key = "data.frames_per_clip" if dataset_info(cfg.data).kind == "video" else "model.num_frames"
+        raise ConfigError(f"{key}={m.num_frames} is not a multiple of model.tubelet_size={m.tubelet_size}")

@@ -47,8 +47,13 @@ def build_mask_sampler(cfg: "MaskConfig", grid: Sequence[int], seed: int
             raise ConfigError(f"mask.sampler={c.sampler!r} is unknown; choose one of: {', '.join(SAMPLERS)}")
     if len(cfgs) == 1 and not cfg.groups:
         return SAMPLERS[cfg.sampler].from_config(cfg, grid, seed)
-    return GroupedMaskSampler([SAMPLERS[c.sampler].from_config(c, grid, mix_seed(seed, "group", g))
-                               for g, c in enumerate(cfgs)], seed)
+    samplers = []
+    for g, c in enumerate(cfgs):
+        try:
+            samplers.append(SAMPLERS[c.sampler].from_config(c, grid, mix_seed(seed, "group", g)))
+        except ValueError as e:  # an impossible setting of this group: say which group
+            raise ConfigError(f"mask.groups[{g}]: {e}") from e
+    return GroupedMaskSampler(samplers, seed)
 
 
 __all__ = [

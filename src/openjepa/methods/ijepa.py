@@ -128,7 +128,7 @@ def check_ijepa(cfg: Config) -> None:
                           "set sigreg.weight > 0 (e.g. 0.05)")
 
 
-@register_method("ijepa", check=check_ijepa)
+@register_method("ijepa", data=("image", "video"), check=check_ijepa)
 def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
     encoder = build_encoder(cfg)
     if not isinstance(encoder, VisionTransformer):
