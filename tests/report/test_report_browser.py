@@ -12,6 +12,7 @@ import pytest
 
 from openjepa.cli import main
 from openjepa.report import write_report
+from tests.report.tiny_video import MOVING
 from tests.tiny import tiny
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check_report.py"
@@ -40,6 +41,16 @@ def test_report_renders_in_chromium(tmp_path):
     assert res.images == res.decoded == 5 and res.screenshot.is_file()
     thumb = check.thumbnail(res.screenshot, tmp_path / "thumb.png", width=300)
     assert thumb.stat().st_size < 300_000
+
+
+def test_video_report_renders_in_chromium(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *tiny(run, *MOVING)]) == 0
+    report = write_report(run, tsne=False)  # curves, the filmstrip, map, retrieval and the probe bars
+    assert 'alt="filmstrip: context and target tubes"' in report.read_text()
+    res = check.check_report(report, tmp_path / "shot.png")
+    assert res.ok, res.problems
+    assert res.images == res.decoded == 5 and res.screenshot.is_file()
 
 
 def test_checker_catches_broken_pages(tmp_path):

@@ -1,7 +1,8 @@
 """The run report: one self-contained HTML page that shows what a run did and learned.
 
 ``write_report(run_dir)`` writes ``run_dir/report.html``: training curves (``metrics.jsonl``),
-mask examples (the run's sampler over its data), a 2-D map of test embeddings, nearest-neighbour
+mask examples (the run's sampler over its data; for video runs a filmstrip of clips with the context
+and target tubes of every mask group over their frames), a 2-D map of test embeddings, nearest-neighbour
 retrieval, every probe table (``eval.json``, ``eval_step*_*.json``, newest first, with the
 verdicts against the baselines), the config, and the collapse banner at the top (the monitor's
 warning, RankMe against the random-init encoder, neighbour similarities: see
@@ -155,7 +156,7 @@ def _embedding_sections(cfg: Config, method: JEPAMethod | None, info: Any, devic
         train = _attempt("train embeddings", lambda: split_features(method, cfg, "train", dev, max_images, progress))
     both = isinstance(test, SplitFeatures) and isinstance(train, SplitFeatures)
     neighbours = retrieval(test, train) if both else None
-    names = info.class_names
-    return ([embedding_section(test, names, tsne, cfg.seed, progress),
-             retrieval_section(test, train, names, info.mean, info.std, neighbours)],
+    names, video = info.class_names, info.kind == "video"
+    return ([embedding_section(test, names, tsne, cfg.seed, progress, video),
+             retrieval_section(test, train, names, info.mean, info.std, neighbours, video)],
             None if neighbours is None else neighbours[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -148,6 +149,140 @@ def masks(images: Sequence[np.ndarray], token_maps: Sequence[np.ndarray]) -> byt
     axes[1, 0].set_ylabel("targets", fontsize=9)
     fig.tight_layout()
     return to_png(fig)
+
+
+# The filmstrip's layout, in pixels: the PNG holds the mosaic unscaled with its top-left corner at
+# (FILM_LEFT, FILM_TOP); frames are resampled (nearest) to FILM_SIDE pixels high.
+FILM_SIDE = 64
+FILM_GAP = 2  # between frames, and between the rows of one clip
+FILM_CLIP_GAP = 14  # between clips
+FILM_LEFT, FILM_TOP, FILM_MARGIN = 210, 40, 8
+FILM_MAX_FRAMES = 16
+FILM_CAPTION_CHARS = 32  # a caption line left of the frames wraps here, to stay inside FILM_LEFT
+
+
+def shown_frames(num_frames: int, tubelet: int, most: int = FILM_MAX_FRAMES) -> list[int]:
+    """The frames a filmstrip row shows: all of them, else the first frame of each tubelet, else
+    ``most`` of those, evenly spaced."""
+    if num_frames <= most:
+        return list(range(num_frames))
+    starts = list(range(0, num_frames, max(1, tubelet)))
+    if len(starts) <= most:
+        return starts
+    return [starts[k] for k in np.linspace(0, len(starts) - 1, most).round().astype(int)]
+
+
+def token_pixels(token_map: np.ndarray, num_frames: int, height: int, width: int) -> np.ndarray:
+    """A (T, h, w) token map -> the (F, H, W) map of every pixel of every frame: frame f is token time
+    ``f * T // F`` (a token covers ``F / T`` frames, the tubelet), pixel (y, x) token row ``y * h // H``
+    and column ``x * w // W`` (a patch_size x patch_size patch)."""
+    T, h, w = token_map.shape
+    t = np.arange(num_frames) * T // num_frames
+    rows = np.arange(height) * h // height
+    cols = np.arange(width) * w // width
+    return token_map[t][:, rows][:, :, cols]
+
+
+def group_colour(group: int, block: int, blocks: Sequence[int]) -> np.ndarray:
+    """The RGB tint of target set ``block`` of mask group ``group`` (``blocks[g]``: target sets of group g):
+    tab10 colours in turn over the groups' sets, so merged groups (V-JEPA) get one colour each."""
+    return np.asarray(colormaps["tab10"]((sum(blocks[:group]) + block) % 10)[:3])
+
+
+def overlay(frames: np.ndarray, pix: np.ndarray, colours: Sequence[np.ndarray]) -> np.ndarray:
+    """Frames (F, H, W, 3) in [0, 1] under one group's pixel map (F, H, W) (0 dropped, 1 context, 2 + j
+    target set j): context as it is, target set j tinted ``0.45 * rgb + 0.55 * colours[j]``, dropped pale."""
+    out = np.where((pix == 1)[..., None], frames, 0.7 + 0.2 * frames)
+    for j, colour in enumerate(colours):
+        sel = pix == 2 + j
+        out[sel] = 0.45 * frames[sel] + 0.55 * colour
+    return out
+
+
+def _nearest(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(F, H, W, 3) -> (F, height, width, 3), nearest-neighbour."""
+    rows = np.arange(height) * frames.shape[1] // height
+    cols = np.arange(width) * frames.shape[2] // width
+    return frames[:, rows][:, :, cols]
+
+
+def filmstrip_mosaic(clips: Sequence[np.ndarray], maps: Sequence[Sequence[np.ndarray]], blocks: Sequence[int],
+                     tubelet: int = 1) -> tuple[np.ndarray, list[int], list[int], list[int]]:
+    """The filmstrip's pixels: ``(mosaic (Hm, Wm, 3) uint8, row tops, column lefts, frames shown)``.
+    It shows masks as tubes over the frames, as V-JEPA's multi-block masks are drawn (Bardes et al.
+    2024, arXiv 2404.08471, Sec. 3.2).
+
+    Clip i (``clips[i]``: (F, H, W, 3) in [0, 1]) is a block of ``1 + G`` rows: its frames, then one
+    :func:`overlay` row per mask group g (``maps[i][g]``: (T, h, w) from :func:`openjepa.masks.mask_image`),
+    frames left to right (:func:`shown_frames`), each ``FILM_SIDE`` pixels high; white between frames.
+    """
+    F, H, W, _ = np.asarray(clips[0]).shape
+    frames = shown_frames(F, tubelet)
+    side_w = max(1, round(W * FILM_SIDE / H))
+    n_rows = 1 + len(blocks)
+    lefts = [k * (side_w + FILM_GAP) for k in range(len(frames))]
+    tops = [i * (n_rows * (FILM_SIDE + FILM_GAP) - FILM_GAP + FILM_CLIP_GAP) + r * (FILM_SIDE + FILM_GAP)
+            for i in range(len(clips)) for r in range(n_rows)]
+    mosaic = np.ones((tops[-1] + FILM_SIDE, lefts[-1] + side_w, 3))
+    for i, clip in enumerate(clips):
+        clip = np.asarray(clip, dtype=float)
+        rows = [clip] + [overlay(clip, token_pixels(np.asarray(m), F, H, W),
+                                 [group_colour(g, j, blocks) for j in range(blocks[g])])
+                         for g, m in enumerate(maps[i])]
+        for r, row in enumerate(rows):
+            shown = _nearest(row[frames], FILM_SIDE, side_w)
+            y = tops[i * n_rows + r]
+            for k, x in enumerate(lefts):
+                mosaic[y:y + FILM_SIDE, x:x + side_w] = shown[k]
+    return (mosaic.clip(0, 1) * 255).round().astype(np.uint8), tops, lefts, frames
+
+
+def filmstrip(clips: Sequence[np.ndarray], maps: Sequence[Sequence[np.ndarray]], labels: Sequence[str],
+              groups: Sequence[str], blocks: Sequence[int], tubelet: int = 1) -> bytes:
+    """Sample clips with the context and target tubes of each mask group over their frames
+    (:func:`filmstrip_mosaic`), captioned: frame and token-time numbers on top, the clip's label and
+    each group's context and target token counts on the left.
+
+    The mosaic is drawn unscaled (``figimage``) at ``(FILM_LEFT, FILM_TOP)`` of the PNG, so each
+    of its pixels is exactly one pixel of the picture.
+    """
+    mosaic, tops, lefts, frames = filmstrip_mosaic(clips, maps, blocks, tubelet)
+    mh, mw = mosaic.shape[:2]
+    width, height = FILM_LEFT + mw + FILM_MARGIN, FILM_TOP + mh + FILM_MARGIN
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    fig.figimage(mosaic, xo=FILM_LEFT, yo=height - FILM_TOP - mh, origin="upper")
+    side_w = mosaic.shape[1] if len(lefts) == 1 else lefts[1] - lefts[0] - FILM_GAP
+    num_frames, num_times = np.asarray(clips[0]).shape[0], np.asarray(maps[0][0]).shape[0]
+    for k, x in enumerate(lefts):
+        f = frames[k]
+        fig.text((FILM_LEFT + x + side_w / 2) / width, 1 - (FILM_TOP - 4) / height,
+                 f"f{f}\nt{f * num_times // num_frames}", ha="center", va="bottom", fontsize=7)
+    fig.text(4 / width, 1 - (FILM_TOP - 4) / height, "frame f, token time t", ha="left", va="bottom", fontsize=7)
+    n_rows = 1 + len(blocks)
+    for i, label in enumerate(labels):
+        _film_caption(fig, tops[i * n_rows], height, width, f"clip {i}" + (f": {label}" if label else ""),
+                      "frames", "black")
+        for g, m in enumerate(maps[i]):
+            m = np.asarray(m)
+            text = f"context {int((m == 1).sum())}/{m.size}, targets {int((m >= 2).sum())}"
+            _film_caption(fig, tops[i * n_rows + 1 + g], height, width, f"group {g}: {groups[g]}", text,
+                          group_colour(g, 0, blocks))
+    return to_png_exact(fig)
+
+
+def _film_caption(fig: Figure, top: int, height: int, width: int, line1: str, line2: str, colour: Any) -> None:
+    """Two lines of caption left of the filmstrip row whose top is ``top`` pixels into the mosaic."""
+    y = 1 - (FILM_TOP + top + FILM_SIDE / 2) / height
+    text = "\n".join([*textwrap.wrap(line1, FILM_CAPTION_CHARS), line2])
+    fig.text((FILM_LEFT - 6) / width, y, text, ha="right", va="center", fontsize=7, color=colour)
+
+
+def to_png_exact(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes at its own size (no tight cropping: figure pixels stay where they were drawn)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
 
 
 def embedding_map(maps: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str] = ()) -> bytes:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from openjepa.report import plots
 from openjepa.report.html import Section, esc, image, note, pre
 from openjepa.report.runfiles import metric_series, read_metrics
-from openjepa.report.samples import SplitFeatures, nearest_neighbours, pca_2d, to_display, tsne_2d
+from openjepa.report.samples import ClipExamples, SplitFeatures, nearest_neighbours, pca_2d, to_display, tsne_2d
 
 # metrics.jsonl keys plotted, in this order (monitoring keys appear when the run logged them).
 CURVE_KEYS = ("loss", "lr", "ema", "probe_acc", "rankme", "rank_centred", "spread", "pred_std", "target_std",
@@ -40,11 +40,14 @@ def curves_section(run_dir: Path, chance: float | None = None) -> Section:
     return Section("curves", title, body)
 
 
-def masks_section(examples: tuple[list[np.ndarray], list[np.ndarray]] | str, sampler: str) -> Section:
-    """Context and target masks over a few training images (or the reason they are missing)."""
+def masks_section(examples: tuple[list[np.ndarray], list[np.ndarray]] | ClipExamples | str, sampler: str) -> Section:
+    """Context and target masks over a few training images, the filmstrip of a few clips with every
+    mask group (:class:`ClipExamples`), or the reason they are missing."""
     title = "Masks"
     if isinstance(examples, str):
         return Section("masks", title, note(examples))
+    if isinstance(examples, ClipExamples):
+        return Section("masks", title, _filmstrip_body(examples, sampler))
     images, maps = examples
     body = (f"<p>The <code>{esc(sampler)}</code> sampler's masks for the first training images (step 0): the "
             "context encoder sees the top row's unshaded tokens; the predictor predicts the target encoder's "
@@ -52,9 +55,27 @@ def masks_section(examples: tuple[list[np.ndarray], list[np.ndarray]] | str, sam
     return Section("masks", title, body + image(plots.masks(images, maps), "context and target masks"))
 
 
+def _filmstrip_body(ex: ClipExamples, sampler: str) -> str:
+    """The filmstrip and what it shows."""
+    t, h, w = ex.maps[0][0].shape
+    frames, height, width = ex.clips[0].shape[:3]
+    shown = plots.shown_frames(frames, ex.tubelet)
+    which = "every frame" if len(shown) == frames else f"frames {', '.join(map(str, shown))}"
+    per_group = "one row per mask group" if len(ex.groups) > 1 else "one row of masks"
+    body = (f"<p>The <code>{esc(sampler)}</code> sampler's masks for the first {len(ex.clips)} training clips "
+            f"(step 0), {which} of {frames} left to right: each clip's frames, then {per_group}. A token covers "
+            f"{ex.tubelet} frame(s) and {height // h}x{width // w} pixels ({t}x{h}x{w} tokens); the context "
+            "encoder sees the clear tokens, the predictor predicts the target encoder's tokens in the tinted "
+            "tubes (one colour per group"
+            + ("" if all(b == 1 for b in ex.blocks) else " and target block") + "); pale tokens are in neither.</p>")
+    png = plots.filmstrip(ex.clips, ex.maps, ex.labels, ex.groups, ex.blocks, ex.tubelet)
+    return body + image(png, "filmstrip: context and target tubes")
+
+
 def embedding_section(test: SplitFeatures | str, class_names: Sequence[str], tsne: bool, seed: int,
-                      progress: bool = False) -> Section:
-    """PCA (and t-SNE) of test features, coloured by label; ``progress`` shows the t-SNE's elapsed time."""
+                      progress: bool = False, video: bool = False) -> Section:
+    """PCA (and t-SNE) of test features, coloured by label; ``progress`` shows the t-SNE's elapsed time;
+    ``video``: the items are clips."""
     title = "Embedding map"
     if isinstance(test, str):
         return Section("embeddings", title, note(test))
@@ -71,7 +92,8 @@ def embedding_section(test: SplitFeatures | str, class_names: Sequence[str], tsn
     n, d = test.features.shape
     what = "coloured by label" if (labels >= 0).any() else "unlabelled (one colour)"
     how = " and ".join("PCA" if k.startswith("PCA") else k for k in maps)
-    body = f"<p>Pooled features of {n} test images (dimension {d}), {what}, projected to 2-D by {how}.</p>"
+    items = "clips" if video else "images"
+    body = f"<p>Pooled features of {n} test {items} (dimension {d}), {what}, projected to 2-D by {how}.</p>"
     return Section("embeddings", title, body + image(plots.embedding_map(maps, labels, class_names), "embedding map"))
 
 
@@ -86,9 +108,9 @@ def retrieval(test: SplitFeatures, train: SplitFeatures, queries: int = 6, k: in
 
 def retrieval_section(test: SplitFeatures | str, train: SplitFeatures | str, class_names: Sequence[str],
                       mean: Sequence[float], std: Sequence[float],
-                      neighbours: tuple[Tensor, Tensor] | None = None) -> Section:
+                      neighbours: tuple[Tensor, Tensor] | None = None, video: bool = False) -> Section:
     """A few test queries and their training-split neighbours by cosine similarity (``neighbours``: from
-    :func:`retrieval`, computed here when not given)."""
+    :func:`retrieval`, computed here when not given); ``video``: the items are clips, shown by their first frame."""
     title = "Nearest neighbours"
     if isinstance(test, str) or isinstance(train, str):
         return Section("neighbours", title, note(test if isinstance(test, str) else str(train)))
@@ -100,8 +122,9 @@ def retrieval_section(test: SplitFeatures | str, train: SplitFeatures | str, cla
     q_names = [_label(int(y), class_names) for y in test.labels[:q]] if labelled else None
     n_names = [[_label(int(train.labels[int(j)]), class_names) for j in row] for row in idx] if labelled else None
     png = plots.retrieval(q_imgs, n_imgs, sims.numpy(), q_names, n_names)
-    body = (f"<p>Each row: a test image, then its {idx.shape[1]} nearest of {train.features.shape[0]} training "
-            "images by cosine similarity of pooled features"
+    items = "clips (each shown by its first frame)" if video else "images"
+    body = (f"<p>Each row: a test {'clip' if video else 'image'}, then its {idx.shape[1]} nearest of "
+            f"{train.features.shape[0]} training {items} by cosine similarity of pooled features"
             + (" (caption: label and similarity; green: same label as the query)" if labelled else "")
             + ".</p>")
     return Section("neighbours", title, body + image(png, "nearest-neighbour retrieval"))
