@@ -216,3 +216,19 @@ def test_unparsable_override_value():
         load_config(None, ["optim.betas=[0.9"])
     assert str(e.value).startswith("override 'optim.betas=[0.9': cannot parse the value '[0.9': ")
     assert "\n" not in str(e.value)
+
+
+def test_every_shipped_config_passes_the_registry_checks_and_builds_its_masks():
+    """Each shipped config names registered parts that fit together; its mask groups build on its own grid."""
+    from openjepa.data.registry import dataset_spec
+    from openjepa.masks import build_mask_sampler
+    from openjepa.methods import check_config
+
+    for name in available_configs():
+        cfg = load_config(name)
+        check_config(cfg)
+        m = cfg.model
+        frames = cfg.data.frames_per_clip if dataset_spec(cfg.data.name).info.kind == "video" else m.num_frames
+        assert frames % m.tubelet_size == 0, name
+        grid = (max(frames // m.tubelet_size, 1), m.img_size // m.patch_size, m.img_size // m.patch_size)
+        build_mask_sampler(cfg.mask, grid, cfg.seed)
