@@ -247,31 +247,38 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("checkpoint", help="run directory, checkpoint file (.pt) or any loadable model (a Hugging Face "
                    "folder, an official checkpoint, an openjepa convert folder; give it data.*=... to probe on)")
     e.add_argument("overrides", nargs="*", default=[], metavar="key=value",
-                   help="e.g. eval.knn_k=10 eval.baselines=false")
+                   help="e.g. eval.knn_k=10 eval.baselines=false; video: data.num_clips=2 data.num_views=3 "
+                   "eval.frame_encoder=IMAGE_RUN (the frame-averaged image baseline)")
     e.add_argument("--device", default=None, help="device for evaluation (default: the run's setting)")
     e.add_argument("--protocol", nargs="+", default=None, metavar="{" + ",".join(EVAL_PROTOCOLS) + "}",
-                   help="protocols to run, several allowed (default: eval.protocols, i.e. linear knn): "
+                   help="protocols to run, several allowed (default: eval.protocols, i.e. linear knn; on video "
+                   "data eval.video_protocols, i.e. attentive linear knn): "
                    "linear = lr x wd grid of linear heads on pooled features; attentive = V-JEPA cross-attention "
                    "probe on patch tokens (eval.attentive_*); knn = temperature-weighted cosine kNN (eval.knn_k); "
                    "lowshot = linear probe on k-shot and 1%%/10%% label subsets, mean ± std over seeds "
                    "(eval.lowshot_*)")
     e.set_defaults(func=_cmd_eval)
 
-    b = sub.add_parser("embed", help="export the features of image files (.npy or .safetensors)",
+    b = sub.add_parser("embed", help="export the features of image or video files (.npy or .safetensors)",
                        description="Encode image files with a run's encoder, preprocessed as the run's evaluation "
-                       "does, and save the features with the ordered file list (FILE.files.txt) beside them.")
+                       "does, and save the features with the ordered file list (FILE.files.txt) beside them. A video "
+                       "model embeds video files instead: the run's evaluation clips and views (data.frames_per_clip, "
+                       "frame_step or fps, num_clips, num_views, model.img_size), pooled over tokens and views or "
+                       "per token and view, with those clip settings in FILE.meta.json.")
     b.add_argument("checkpoint", help="run directory, checkpoint file (.pt) or any loadable model")
-    b.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders (searched recursively)")
+    b.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders (searched recursively); for a "
+                   "video model: video files, folders of them, or .csv/.txt lists of 'path [label]' lines")
     b.add_argument("--out", required=True, metavar="FILE", help="output: FILE.npy or FILE.safetensors (key 'features')")
     b.add_argument("--batch-size", type=_int_at_least(1), default=None,
-                   help="images per forward pass (default: the run's eval.batch_size, 256)")
+                   help="images (videos) per forward pass (default: the run's eval.batch_size, 256)")
     b.add_argument("--device", default=None, help="device (default: the run's setting)")
     b.add_argument("--encoder", choices=["target", "context"], default=None,
                    help="which encoder (default: the run's eval.encoder)")
     b.add_argument("--pool", choices=["mean", "none"], default="mean",
-                   help="mean: pooled (N, D) features; none: patch tokens (N, T, D) (default: mean)")
+                   help="mean: pooled (N, D) features; none: patch tokens (N, T, D), video with several views "
+                   "(N, V, T, D) (default: mean)")
     b.add_argument("--on-error", choices=["skip", "raise"], default="skip",
-                   help="unreadable image: skip it and list it in FILE.skipped.txt, or stop (default: skip)")
+                   help="unreadable image or video: skip it and list it in FILE.skipped.txt, or stop (default: skip)")
     b.add_argument("--num-workers", type=_int_at_least(0), default=0,
                    help="image-decoding worker processes (default: 0)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")

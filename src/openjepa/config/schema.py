@@ -93,6 +93,7 @@ class DataConfig:
     num_clips: int = 1  # video evaluation: K evenly spaced clips per video
     num_views: int = 1  # video evaluation: S spatial crops per clip, along the longer side
     short_videos: str = choice("pad", "loop", "skip")  # video shorter than a clip: pad (repeat the last frame) | loop (wrap around) | skip (next video, listed as skipped)
+    frames_as_images: bool = False  # video datasets: serve every frame of every clip as an image (C, H, W) with the clip's label (an image JEPA on the same frames: the eval.frame_encoder baseline)
 
 
 @dataclass
@@ -146,6 +147,8 @@ class EvalConfig:
     baselines: bool = True  # also probe raw pixels and a random-init encoder
     report: bool = True  # write the HTML run report (report.html) when training ends
     protocols: List[str] = field(default_factory=lambda: ["linear", "knn"])  # linear | attentive | knn | lowshot
+    video_protocols: List[str] = field(default_factory=lambda: ["attentive", "linear", "knn"])  # protocols on video data (clips), instead of eval.protocols: the V-JEPA attentive probe over all clip tokens first
+    frame_encoder: Optional[str] = None  # video data: also probe this image encoder (run dir, checkpoint, encoder.safetensors, any load_pretrained source) applied per frame, tokens averaged over frames
     cache: bool = True  # reuse extracted features cached in run_dir/features
     attentive_epochs: int = 10  # epochs of the attentive probe (V-JEPA: 20)
     attentive_batch_size: int = 256  # minibatch of the attentive probe

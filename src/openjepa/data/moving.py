@@ -23,7 +23,10 @@ frame's turn under 45 degrees, below the symmetry angle of every shape used, so 
 Clip ``index`` is a pure function of ``(seed, split, index // 2)`` (see ``shapes``), so items are
 generated on the fly in workers without shared state, and the splits never share a clip. A clip is
 ``data.frames_per_clip`` frames (``frame_step``, ``fps``, ``num_clips`` and ``num_views`` do not
-apply). :func:`write_videos` writes items as mp4 / webm files in class subfolders, the layout the
+apply); ``data.frames_as_images=true`` serves every frame of every clip as an image ``(C, H, W)``
+with its clip's label (:class:`~openjepa.data.video.FrameImages`), the data of the
+frame-averaged image baseline (``eval.frame_encoder``). :func:`write_videos` writes items as
+mp4 / webm files in class subfolders, the layout the
 ``video_folder`` dataset reads.
 """
 
@@ -42,7 +45,7 @@ from openjepa.layers.seed import mix_seed
 
 from .registry import DatasetInfo, register_dataset
 from .shapes import _N_U, _SHAPE, MEAN, STD, render
-from .video import check_clips, prepare_clips, write_video
+from .video import as_frames, check_clips, frames_kind, prepare_clips, write_video
 
 CLASS_NAMES: Tuple[str, ...] = ("right_cw", "right_ccw", "left_cw", "left_ccw", "down_cw", "down_ccw", "up_cw", "up_ccw")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -194,14 +197,19 @@ def _check(cfg: Any) -> None:
     if cfg.data.frames_per_clip < MIN_FRAMES:
         raise ConfigError(f"data.frames_per_clip={cfg.data.frames_per_clip}: moving_shapes needs at least "
                           f"{MIN_FRAMES} frames")
-    if cfg.data.batch_size > cfg.data.train_size:
-        raise ConfigError(f"data.batch_size={cfg.data.batch_size} exceeds data.train_size={cfg.data.train_size} "
+    d = cfg.data
+    if d.frames_as_images and d.batch_size > d.train_size * d.frames_per_clip:
+        raise ConfigError(f"data.batch_size={d.batch_size} exceeds the {d.train_size * d.frames_per_clip} training "
+                          f"frames (data.train_size={d.train_size} clips x data.frames_per_clip={d.frames_per_clip})")
+    if not d.frames_as_images and d.batch_size > d.train_size:
+        raise ConfigError(f"data.batch_size={d.batch_size} exceeds data.train_size={d.train_size} "
                           f"(the moving_shapes training clips)")
 
 
 @register_dataset("moving_shapes", DatasetInfo("moving_shapes", 3, NUM_CLASSES, 32, MEAN, STD, CLASS_NAMES, kind="video"),
-                  prepare=prepare_clips, check=_check)
-def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> MovingShapesDataset:
+                  describe=frames_kind, prepare=prepare_clips, check=_check)
+def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> Dataset:
     held_out = split in ("test", "val")
     size = cfg.test_size if held_out else cfg.train_size
-    return MovingShapesDataset(size, cfg.frames_per_clip, img_size, seed, "test" if held_out else "train", tf, eval_tf)
+    clips = MovingShapesDataset(size, cfg.frames_per_clip, img_size, seed, "test" if held_out else "train", tf, eval_tf)
+    return as_frames(cfg, clips)  # data.frames_as_images: every frame of every clip, (C, H, W), the clip's label

@@ -45,10 +45,17 @@ Unreadable videos (not a video, truncated, no video stream or no frames, a codec
 decode): ``data.on_error=raise`` raises :class:`~openjepa.errors.DataError` naming the file;
 ``skip`` replaces the item by the next readable video and records ``(path, reason)`` in
 ``.skipped`` and in ``.skip_log`` when set, exactly as the image :mod:`~openjepa.data.folder`.
+
+``data.frames_as_images=true`` (here and in ``moving_shapes``) serves the frames of the clips as
+images instead (:class:`FrameImages`: item ``i`` is frame ``i % T`` of clip ``i // T``, ``(C, H, W)``,
+with the clip's label; the dataset's kind becomes ``image`` and ``model.num_frames`` 1), so an
+image JEPA trains on the frames a video model sees: the frame-averaged baseline of video
+evaluation (``eval.frame_encoder``, :mod:`openjepa.eval.frozen`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -338,6 +345,22 @@ def spatial_views(frames: Tensor, size: int, num_views: int) -> List[Tensor]:
     return [frames[..., :size, o:o + size] for o in offs]
 
 
+def clip_views(path: str | os.PathLike, spec: ClipSpec, img_size: int,
+               transform: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
+    """The evaluation views of one video, ``(K*S, C, T, H, W)`` clip-major (view ``k*S + s``): the
+    ``K = spec.num_clips`` clips of :func:`eval_clip_indices`, each in the ``S = spec.num_views`` crops of
+    :func:`spatial_views`, ``transform`` applied to each view's uint8 frames ``(T, C, H, W)``.
+
+    Raises :class:`TooShort` (``short_videos=skip``) or what :func:`decode_errors` lists."""
+    meta = probe_video(path)
+    views = []
+    for idx in eval_clip_indices(meta.num_frames, spec, meta.fps):
+        for v in spatial_views(read_frames(path, idx), img_size, spec.num_views):
+            out = v if transform is None else transform(v)
+            views.append(out.permute(1, 0, 2, 3))  # (T, C, H, W) -> (C, T, H, W)
+    return torch.stack(views)
+
+
 # ---------------------------------------------------------------------------------------------
 # Layouts
 
@@ -520,13 +543,10 @@ class VideoDataset(Dataset):
 
     def _load(self, path: str, train: bool) -> Tensor:
         """One random clip (C, T, H, W) when ``train``, else the evaluation views (K*S, C, T, H, W)."""
-        meta = probe_video(path)
         if train:
+            meta = probe_video(path)
             return self._clip(read_frames(path, train_clip_indices(meta.num_frames, self.spec, meta.fps)))
-        views = []
-        for idx in eval_clip_indices(meta.num_frames, self.spec, meta.fps):
-            views += [self._clip(v) for v in spatial_views(read_frames(path, idx), self.img_size, self.spec.num_views)]
-        return torch.stack(views)  # (K*S, C, T, H, W), clip-major
+        return clip_views(path, self.spec, self.img_size, self.transform)
 
     def _fetch(self, index: int, train: bool) -> Tuple[Tensor, int]:
         n = len(self.samples)
@@ -614,8 +634,89 @@ class VideoDataset(Dataset):
                 f"frames_per_clip={self.spec.frames_per_clip}, train={self.training})")
 
 
+class FrameImages(Dataset):
+    """The frames of a clip dataset as images (``data.frames_as_images=true``): item ``i`` is frame
+    ``i % T`` of clip ``i // T``, ``(C, H, W)``, with the clip's label.
+
+    Every frame of every clip, ``len(clips) * T`` items, so an image JEPA trains on exactly the
+    frames a video model of the same data sees. An evaluation item of ``K*S`` views gives the
+    frames of its central view (clip ``K // 2``, crop ``S // 2``). Items are what the clip
+    dataset gives (a pure function of the index for ``moving_shapes``), one frame kept per clip
+    decoded. Setting ``transform`` (as :func:`~openjepa.data.eval_view` does on a copy) sets it
+    on a copy of the clip dataset, never on the one shared with the original.
+    """
+
+    def __init__(self, clips: Dataset, frames: int, num_clips: int = 1, num_views: int = 1) -> None:
+        if frames < 1:
+            raise ValueError(f"FrameImages: frames must be >= 1, got {frames}")
+        self.clips, self.frames = clips, int(frames)
+        self.central = (int(num_clips) // 2) * int(num_views) + int(num_views) // 2  # view k*S + s
+
+    def __len__(self) -> int:
+        return len(self.clips) * self.frames  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Tuple[Tensor, int]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"frames_as_images: index {index} out of range for {n} frames")
+        clip, label = self.clips[(index % n) // self.frames]
+        if clip.ndim == 5:  # (K*S, C, T, H, W) evaluation views: the central one
+            clip = clip[self.central]
+        return clip[:, index % self.frames], label  # (C, T, H, W) -> frame (C, H, W)
+
+    @property
+    def targets(self) -> List[int]:
+        """All labels, in order: each clip's label ``T`` times."""
+        return [y for y in self.clips.targets for _ in range(self.frames)]  # type: ignore[attr-defined]
+
+    @property
+    def class_names(self) -> List[str]:
+        return list(getattr(self.clips, "class_names", []))
+
+    @property
+    def transform(self) -> Any:
+        return getattr(self.clips, "transform", None)
+
+    @transform.setter
+    def transform(self, tf: Any) -> None:
+        clips = copy.copy(self.clips)
+        clips.transform = tf  # type: ignore[attr-defined]
+        self.clips = clips
+
+    @property
+    def eval_transform(self) -> Any:
+        return getattr(self.clips, "eval_transform", None)
+
+    @property
+    def skipped(self) -> List[Tuple[str, str]]:
+        return list(getattr(self.clips, "skipped", []))
+
+    @property
+    def skip_log(self) -> Optional[Path]:
+        return getattr(self.clips, "skip_log", None)
+
+    @skip_log.setter
+    def skip_log(self, path: Optional[Path]) -> None:
+        self.clips.skip_log = path  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"FrameImages({self.clips!r}, frames={self.frames})"
+
+
 # ---------------------------------------------------------------------------------------------
 # Registration
+
+
+def as_frames(cfg: Any, clips: Dataset) -> Dataset:
+    """``clips`` itself, or its frames as images (:class:`FrameImages`) when ``data.frames_as_images``."""
+    if not getattr(cfg, "frames_as_images", False):
+        return clips
+    return FrameImages(clips, int(cfg.frames_per_clip), int(cfg.num_clips), int(cfg.num_views))
+
+
+def frames_kind(cfg: Any, info: DatasetInfo) -> DatasetInfo:
+    """A video dataset's info, of kind ``image`` when ``data.frames_as_images`` (single frames)."""
+    return replace(info, kind="image") if getattr(cfg, "frames_as_images", False) else info
 
 
 def clip_spec(cfg: Any) -> ClipSpec:
@@ -637,24 +738,39 @@ def video_root(cfg: Any) -> Path:
 def _describe(cfg: Any, info: DatasetInfo) -> DatasetInfo:
     """The class subfolders (or the list file's labels) of the train split are the classes."""
     _samples, names = scan_root(video_root(cfg), "train", cfg.val_fraction, 0)
-    return replace(info, num_classes=len(names), class_names=tuple(names))
+    return frames_kind(cfg, replace(info, num_classes=len(names), class_names=tuple(names)))
 
 
 def prepare_clips(cfg: Any) -> None:
-    """A video dataset fixes the model's clip length: ``model.num_frames = data.frames_per_clip``."""
-    cfg.model.num_frames = int(cfg.data.frames_per_clip)
+    """A video dataset fixes the model's clip length: ``model.num_frames = data.frames_per_clip``;
+    with ``data.frames_as_images`` the model sees single frames: ``num_frames = tubelet_size = 1``."""
+    if cfg.data.frames_as_images:
+        cfg.model.num_frames = cfg.model.tubelet_size = 1
+    else:
+        cfg.model.num_frames = int(cfg.data.frames_per_clip)
 
 
 def check_clips(cfg: Any) -> None:
-    """The clip settings are valid (ConfigError naming the key otherwise)."""
+    """The clip settings and the video evaluation settings are valid (ConfigError naming the key otherwise):
+    ``eval.video_protocols`` are known protocols, ``eval.frame_encoder`` exists and is not asked of single frames."""
+    from openjepa.config.load import check_protocols
+
     clip_spec(cfg.data)
+    check_protocols(cfg.eval.video_protocols, "eval.video_protocols")
+    src = cfg.eval.frame_encoder
+    if src and cfg.data.frames_as_images:
+        raise ConfigError("eval.frame_encoder is a baseline of clips; data.frames_as_images=true yields single "
+                          "frames (unset one of them)")
+    if src and not Path(src).expanduser().exists():
+        raise ConfigError(f"eval.frame_encoder={src}: no such file or directory (a run directory, checkpoint, "
+                          f"encoder.safetensors or any model openjepa.load_pretrained reads)")
 
 
 @register_dataset("video_folder", DatasetInfo("video_folder", 3, 0, DEFAULT_IMG_SIZE, MEAN, STD, (), kind="video"),
                   describe=_describe, prepare=prepare_clips, check=check_clips)
-def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> VideoDataset:
+def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> Dataset:
     root = video_root(cfg)
     samples, names = scan_root(root, "test" if split in ("test", "val") else "train", cfg.val_fraction, seed)
     ds = VideoDataset(samples, names, clip_spec(cfg), img_size, tf is not eval_tf, cfg.on_error, tf, eval_tf, str(root))
     ds.check_clip_fits()
-    return ds
+    return as_frames(cfg, ds)

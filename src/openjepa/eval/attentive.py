@@ -15,6 +15,16 @@ Selection as in :func:`openjepa.eval.linear.linear_probe`: each learning rate of
 trained on the train split minus a seeded, stratified ``val_fraction``; the best on the held-out
 part is retrained on the full train split and its test top-1 reported. The test set is never
 used for selection.
+
+Multi-view items (video: ``K`` clips x ``S`` spatial views per video, tokens (N, V, T, D)): the
+probe reads each view's tokens on its own. Training treats every view as an example with its
+item's label (the loss is the mean over views, as V-JEPA trains its probe on all the clips of a
+video); a prediction is the argmax of the probe's logits averaged over the item's V views. Logits,
+not pooled features, are averaged because the probe is nonlinear: the K clips cover different
+moments and the S crops different places, so the query attends to each view's own tokens and
+the views vote (the multi-clip, multi-view averaging of V-JEPA's evaluation). Concatenating the
+views' tokens instead would make the probe's cost grow with V and its input differ from training
+on one clip.
 """
 
 from __future__ import annotations
@@ -53,11 +63,12 @@ def train_attentive(tokens: Tensor, y: Tensor, num_classes: int, *, lr: float, w
                     num_queries: int = 1, bar: tqdm | None = None) -> AttentiveClassifier:
     """Train one probe with AdamW (decay on matrices and the queries, not on biases/norms).
 
-    ``tokens`` (N, T, D) may stay on the CPU (any float dtype): each minibatch is moved to
+    ``tokens`` (N, T, D), or (N, V, T, D) with V views per item (each view an example with the
+    item's label), may stay on the CPU (any float dtype): each minibatch of items is moved to
     ``device`` as float32. Initialisation and minibatch order are seeded by ``seed``. ``bar``
     (a progress bar) advances by one per step.
     """
-    n, _, d = tokens.shape
+    n, d = tokens.shape[0], tokens.shape[-1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AttentiveClassifier(d, num_classes, heads_for(d, num_heads), num_queries)
@@ -74,8 +85,11 @@ def train_attentive(tokens: Tensor, y: Tensor, num_classes: int, *, lr: float, w
         order = torch.randperm(n, generator=g)
         for i in range(steps_per_epoch):
             idx = order[i * batch_size : (i + 1) * batch_size]
-            xb = tokens[idx.to(tokens.device)].to(device, torch.float32, non_blocking=True)  # (B, T, D)
+            xb = tokens[idx.to(tokens.device)].to(device, torch.float32, non_blocking=True)  # (B, [V,] T, D)
             yb = y[idx.to(y.device)].to(device)
+            if xb.ndim == 4:  # (B, V, T, D) -> (B*V, T, D), each view with its item's label
+                yb = yb.repeat_interleave(xb.shape[1])
+                xb = xb.flatten(0, 1)
             for group in opt.param_groups:
                 group["lr"] = lr * cosine_factor(step, total)
             loss = F.cross_entropy(model(xb), yb)
@@ -89,10 +103,21 @@ def train_attentive(tokens: Tensor, y: Tensor, num_classes: int, *, lr: float, w
 
 
 @torch.no_grad()
-def predict_attentive(model: AttentiveClassifier, tokens: Tensor, batch_size: int = 1024) -> Tensor:
-    """Predicted classes (N,) on the CPU for ``tokens`` (N, T, D), in batches on the model's device."""
+def attentive_logits(model: AttentiveClassifier, tokens: Tensor) -> Tensor:
+    """The probe's logits (B, classes) for ``tokens`` (B, T, D), or for (B, V, T, D) the mean of the V views' logits."""
     device = next(model.parameters()).device
-    out = [model(tokens[i : i + batch_size].to(device, torch.float32)).argmax(dim=1).cpu()
+    x = tokens.to(device, torch.float32)
+    if x.ndim == 3:
+        return model(x)
+    b, v = x.shape[:2]
+    return model(x.flatten(0, 1)).reshape(b, v, -1).mean(dim=1)  # (B*V, C) -> (B, V, C) -> mean over views
+
+
+@torch.no_grad()
+def predict_attentive(model: AttentiveClassifier, tokens: Tensor, batch_size: int = 1024) -> Tensor:
+    """Predicted classes (N,) on the CPU for ``tokens`` (N, T, D) or multi-view (N, V, T, D) (the argmax of
+    the logits averaged over views, :func:`attentive_logits`), in batches on the model's device."""
+    out = [attentive_logits(model, tokens[i : i + batch_size]).argmax(dim=1).cpu()
            for i in range(0, tokens.shape[0], batch_size)]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
@@ -122,13 +147,15 @@ def attentive_probe(
 ) -> AttentiveResult:
     """Attentive-probe top-1 accuracy of frozen tokens (see the module docstring for the protocol).
 
-    ``train_tokens`` / ``test_tokens``: (N, T, D) tokens (float16 from the cache is fine; they
-    may stay on the CPU and are moved to ``device`` per minibatch; default device: the tokens').
+    ``train_tokens`` / ``test_tokens``: (N, T, D) tokens, or (N, V, T, D) with V views per item
+    (see the module docstring; float16 from the cache is fine; they may stay on the CPU and are
+    moved to ``device`` per minibatch; default device: the tokens').
     With a single lr no held-out split is made (``val_accuracy`` is nan). ``progress`` shows a
     bar over the training steps of every lr and the retraining (steps/s and ETA) named ``desc``.
     """
-    if train_tokens.ndim != 3 or test_tokens.ndim != 3:
-        raise ValueError(f"tokens must be (N, T, D), got {tuple(train_tokens.shape)} and {tuple(test_tokens.shape)}")
+    if train_tokens.ndim not in (3, 4) or test_tokens.ndim not in (3, 4):
+        raise ValueError(f"tokens must be (N, T, D) or (N, V, T, D), got {tuple(train_tokens.shape)} and "
+                         f"{tuple(test_tokens.shape)}")
     device = torch.device(device) if device is not None else train_tokens.device
     train_y, test_y = train_y.long().cpu(), test_y.long().cpu()
     if num_classes is None:
@@ -160,4 +187,4 @@ def _select_and_fit(train_tokens: Tensor, train_y: Tensor, test_tokens: Tensor, 
         best_lr, val_acc = lrs[best], per_lr[best]["val_accuracy"]
     model = train_attentive(train_tokens, train_y, num_classes, lr=best_lr, **kw)
     return AttentiveResult(_accuracy(model, test_tokens, test_y), best_lr, val_acc,
-                           heads_for(train_tokens.shape[2], kw["num_heads"]), per_lr)
+                           heads_for(train_tokens.shape[-1], kw["num_heads"]), per_lr)

@@ -60,7 +60,7 @@ class Features:
 
     x: Tensor  # (N, D) float32 pooled features
     y: Tensor  # (N,) int64 labels
-    tokens: Tensor | None = None  # (N, T, Dt) float16 patch tokens, kept for the attentive probe only
+    tokens: Tensor | None = None  # (N, T, Dt), multi-view (N, V, T, Dt), float16: for the attentive probe only
 
 
 def _as_tokens(z: Tensor) -> Tensor:
@@ -69,20 +69,58 @@ def _as_tokens(z: Tensor) -> Tensor:
     return z
 
 
-def pixel_patches(x: Tensor, patch_size: int) -> Tensor:
-    """(B, C, H, W) images -> (B, (H/p)(W/p), C*p*p) non-overlapping patches in raster order.
+def pixel_patches(x: Tensor, patch_size: int, tubelet_size: int = 1) -> Tensor:
+    """(B, C, H, W) images -> (B, (H/p)(W/p), C*p*p) non-overlapping patches in raster order;
+    (B, C, T, H, W) clips -> (B, (T/t)(H/p)(W/p), C*t*p*p) tubelets of ``t = tubelet_size`` frames.
 
-    The raw-pixel baseline's "tokens" for the attentive probe: each patch flattened in the
-    (C, p, p) order of a ViT's patch-embedding weights.
+    The raw-pixel baseline's "tokens" for the attentive probe: each patch (tubelet) flattened in
+    the (C, p, p) ((C, t, p, p)) order of a ViT's patch-embedding weights, in the token order of
+    its (T, H, W) grid.
     """
-    if x.ndim != 4:
-        raise ValueError(f"pixel patches need (B, C, H, W) images, got shape {tuple(x.shape)}")
-    b, c, h, w = x.shape
-    p = patch_size
+    if x.ndim == 4:
+        x = x.unsqueeze(2)  # (B, C, 1, H, W): an image is a one-frame clip of tubelet 1
+        tubelet_size = 1
+    if x.ndim != 5:
+        raise ValueError(f"pixel patches need (B, C, H, W) images or (B, C, T, H, W) clips, got shape {tuple(x.shape)}")
+    b, c, t, h, w = x.shape
+    p, k = patch_size, tubelet_size
     if h % p or w % p:
         raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {p}")
-    x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, H/p, W/p, C, p, p)
-    return x.reshape(b, (h // p) * (w // p), c * p * p)
+    if t % k:
+        raise ValueError(f"{t} frames are not a multiple of the tubelet size {k}")
+    x = x.reshape(b, c, t // k, k, h // p, p, w // p, p)
+    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T/k, H/p, W/p, C, k, p, p)
+    return x.reshape(b, (t // k) * (h // p) * (w // p), c * k * p * p)
+
+
+def split_views(x: Tensor) -> tuple[Tensor, int]:
+    """``(views, V)``: multi-view clips (B, V, C, T, H, W) as (B*V, C, T, H, W), item-major; else ``(x, 1)``.
+
+    The layout of a video evaluation item of ``K`` clips x ``S`` spatial views (``V = K*S``, see
+    :mod:`openjepa.data.video`); images (B, C, H, W) and single clips (B, C, T, H, W) are one view.
+    """
+    if x.ndim == 6:
+        return x.flatten(0, 1), x.shape[1]
+    return x, 1
+
+
+def frame_averaged(encode_fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """An image encoder read as a clip encoder: ``encode_fn`` on each frame, tokens averaged over frames.
+
+    (B, C, T, H, W) -> frames (B*T, C, H, W) -> ``encode_fn`` -> (B*T, N, D) -> mean over T ->
+    (B, N, D): the frame-averaged image baseline of video evaluation, blind to the order of the
+    frames by construction.
+    """
+    def encode(x: Tensor) -> Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"a frame-averaged encoder needs (B, C, T, H, W) clips, got shape {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B, T, C, H, W) -> (B*T, C, H, W)
+        z = encode_fn(frames)
+        if z.ndim == 2:
+            z = z.unsqueeze(1)  # (B*T, D) -> one token per frame
+        return z.reshape(b, t, *z.shape[1:]).mean(dim=1)  # (B, T, N, D) -> (B, N, D)
+    return encode
 
 
 def extract(
@@ -106,6 +144,13 @@ def extract(
     :func:`openjepa.engine.precision.resolve_precision`). Put the model in eval mode before
     calling. ``max_items > 0`` stops after that many items (the loader's first ones). The
     progress bar (``desc``, images/s and ETA) shows when ``progress``.
+
+    Multi-view items (B, V, C, T, H, W) (video evaluation: K clips x S views, see
+    :func:`split_views`) run ``encode_fn`` on all B*V views; an item's pooled features are the
+    mean of its views' pooled features (so a linear probe's logits are the mean of its logits
+    over the views: the multi-clip, multi-view averaging of V-JEPA, arXiv 2404.08471), and its
+    tokens are kept per view, (B, V, N, D), for the attentive probe, which averages its logits
+    over the views (:func:`openjepa.eval.attentive.predict_attentive`).
     """
     device = torch.device(device)
     amp = resolve_precision(precision, device)
@@ -122,15 +167,20 @@ def extract(
             if max_items > 0:
                 take = min(x.shape[0], max_items - seen)
                 x, y = x[:take], y[:take]
+            xv, v = split_views(x)
             with autocast(amp, device):
-                z = encode_fn(x.to(device, non_blocking=True))
+                z = encode_fn(xv.to(device, non_blocking=True))
                 pooled = pool(z)
-            if pooled.shape[0] != y.shape[0]:
-                raise ValueError(f"encode_fn returned {pooled.shape[0]} rows for a batch of {y.shape[0]}")
-            feats.append(pooled.float().cpu())
+            if pooled.shape[0] != y.shape[0] * v:
+                raise ValueError(f"encode_fn returned {pooled.shape[0]} rows for a batch of {y.shape[0]}"
+                                 + (f" x {v} views" if v > 1 else ""))
+            # (B*V, D) -> mean over the V views of each item -> (B, D)
+            feats.append(pooled.float().reshape(y.shape[0], v, -1).mean(dim=1).cpu())
             labels.append(y.long().cpu())
             if keep_tokens:
-                tokens.append(tokenize(z).to(torch.float16).cpu())
+                t = tokenize(z)
+                t = t.reshape(y.shape[0], v, *t.shape[1:]) if v > 1 else t  # (B*V, N, D) -> (B, V, N, D)
+                tokens.append(t.to(torch.float16).cpu())
             seen += y.shape[0]
             bar.update(y.shape[0])
             if 0 < max_items <= seen:

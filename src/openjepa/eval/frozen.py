@@ -9,6 +9,21 @@ set and split and, for a checkpoint of a run, cached in ``run_dir/features`` (se
 ``eval_step{N}_{encoder}_{protocols}.json`` (``openjepa eval``, see :func:`eval_file_name`) in the
 run, so evaluations with other protocols sit side by side. Extraction runs ``eval.batch_size``
 images per forward pass under ``eval.precision``.
+
+Video data (clips, dataset kind ``video``) follows the V-JEPA protocol (Bardes et al. 2024, arXiv
+2404.08471): ``eval.video_protocols`` (default: the attentive probe over all clip tokens, then
+linear and kNN) instead of ``eval.protocols``, the verdict judged on the attentive probe, and
+multi-clip, multi-view evaluation: an item of ``K = data.num_clips`` clips x ``S = data.num_views``
+views runs every encoder (the model and every baseline alike) on each view, the attentive probe
+averages its logits over the views and linear / kNN read the views' pooled features averaged
+(see :func:`openjepa.eval.features.extract`). Raw pixels on clips: tubelets of
+``model.tubelet_size`` frames x ``model.patch_size`` pixels as the attentive probe's tokens, the
+flattened clip for linear / kNN. With ``eval.frame_encoder=SRC`` (any source
+:func:`openjepa.interop.sources.load_source` reads: a run of an image JEPA trained with
+``data.frames_as_images=true``, say) a third baseline, the frame-averaged image encoder, applies
+that image encoder to every frame and averages its tokens over the frames (H*W tokens for the
+attentive probe, their mean for linear): frame-order-blind by construction, it tells what the
+video model learnt from motion.
 """
 
 from __future__ import annotations
@@ -23,17 +38,22 @@ from torch.utils.data import DataLoader, Dataset
 
 from openjepa.config.load import check_protocols, load_config_overrides, to_dict
 from openjepa.config.schema import Config
-from openjepa.data import build_dataset, dataset_info
+from openjepa.data import build_dataset, dataset_info, dataset_spec
+from openjepa.data.registry import DatasetInfo
 from openjepa.engine.precision import resolve_device, resolve_precision
 from openjepa.engine.runs import load_run
+from openjepa.errors import ConfigError
 from openjepa.eval import cache
 from openjepa.eval.registry import register_evaluation
-from openjepa.eval.features import Features, extract, pixel_patches
-from openjepa.eval.table import RANDOM_INIT, RAW_PIXELS, FeatureSplits, evaluate_features, format_table
+from openjepa.eval.features import Features, extract, frame_averaged, pixel_patches
+from openjepa.eval.table import (FRAME_AVERAGED, RANDOM_INIT, RAW_PIXELS, FeatureSplits, evaluate_features,
+                                 format_table)
 from openjepa.methods import JEPAMethod, build_encoder
 
 _SPLITS = ("train", "test")
-_DATA_KEYS = ("name", "root", "train_size", "test_size", "val_fraction", "eval_transforms", "mean", "std")
+_DATA_KEYS = ("name", "root", "train_size", "test_size", "val_fraction", "eval_transforms", "mean", "std",
+              "frames_per_clip", "frame_step", "fps", "num_clips", "num_views", "short_videos", "frames_as_images")
+_CLIP_KEYS = ("frames_per_clip", "frame_step", "fps", "num_clips", "num_views", "short_videos")
 
 
 class _FeatureSource:
@@ -55,7 +75,8 @@ class _FeatureSource:
         data = to_dict(c)["data"]
         return {"source": name, "split": split, "step": step, "weights": weights,
                 "max_items": ev.max_train_samples if split == "train" else ev.max_test_samples,
-                "img_size": c.model.img_size, "patch_size": c.model.patch_size, "seed": c.seed,
+                "img_size": c.model.img_size, "patch_size": c.model.patch_size,
+                "tubelet_size": c.model.tubelet_size, "seed": c.seed,
                 "precision": resolve_precision(ev.precision, self.device), "batch_size": ev.batch_size,
                 "data": {k: data[k] for k in _DATA_KEYS}}
 
@@ -86,17 +107,92 @@ class _FeatureSource:
         return FeatureSplits(tr.x, tr.y, te.x, te.y, tr.tokens, te.tokens)
 
 
+def eval_protocols(cfg: Config, kind: str, protocols: Sequence[str] | None = None) -> list[str]:
+    """The protocols to run: ``protocols`` when given (``--protocol``), else ``eval.video_protocols`` on video
+    data (kind ``video``) and ``eval.protocols`` on anything else; ConfigError naming the key for an unknown one."""
+    if protocols is not None:
+        return check_protocols(list(protocols), "protocols")
+    if kind == "video":
+        return check_protocols(list(cfg.eval.video_protocols), "eval.video_protocols")
+    return check_protocols(list(cfg.eval.protocols), "eval.protocols")
+
+
+def _channel_stats(cfg: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) an encoder's inputs are normalised with: its config's, else its dataset's own."""
+    info = dataset_spec(cfg.data.name).info
+    mean = tuple(float(v) for v in (cfg.data.mean if cfg.data.mean is not None else info.mean))
+    std = tuple(float(v) for v in (cfg.data.std if cfg.data.std is not None else info.std))
+    return mean, std
+
+
+def _renormaliser(src: tuple[tuple[float, ...], tuple[float, ...]],
+                  dst: tuple[tuple[float, ...], tuple[float, ...]]) -> Callable[[Tensor], Tensor]:
+    """Frames (B, C, H, W) normalised with ``src`` (mean, std) -> normalised with ``dst`` (identity when equal)."""
+    if src == dst:
+        return lambda x: x
+
+    def renorm(x: Tensor) -> Tensor:
+        def col(v: tuple[float, ...]) -> Tensor:
+            return torch.tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
+        return (x * col(src[1]) + col(src[0]) - col(dst[0])) / col(dst[1])
+    return renorm
+
+
+def load_frame_encoder(cfg: Config, info: DatasetInfo, device: torch.device) -> tuple[Callable[[Tensor], Tensor], str]:
+    """``eval.frame_encoder`` as a clip encoder (:func:`~openjepa.eval.features.frame_averaged`) and its fingerprint.
+
+    The frames are renormalised from the video data's statistics to the image encoder's own when
+    they differ. ConfigError for a video encoder (``model.num_frames > 1``) or another channel count.
+    """
+    from openjepa.interop.sources import load_source
+
+    path = cfg.eval.frame_encoder
+    src = load_source(path)
+    m = src.config.model
+    if m.num_frames > 1:
+        raise ConfigError(f"eval.frame_encoder={path} is a video encoder (model.num_frames={m.num_frames}); give an "
+                          f"image encoder, e.g. a run trained with data.frames_as_images=true")
+    if m.in_chans != info.in_chans:
+        raise ConfigError(f"eval.frame_encoder={path} takes {m.in_chans} channel(s); data.name={cfg.data.name} has "
+                          f"{info.in_chans}")
+    encoder = src.encoder.to(device).eval()
+    renorm = _renormaliser((tuple(info.mean), tuple(info.std)), _channel_stats(src.config))
+    return frame_averaged(lambda x: encoder(renorm(x))), cache.fingerprint(encoder)
+
+
+def _baselines(cfg: Config, info: DatasetInfo, src: _FeatureSource, device: torch.device) -> dict[str, FeatureSplits]:
+    """The baseline rows: random-init encoder and raw pixels (``eval.baselines``), the frame-averaged image
+    encoder (``eval.frame_encoder``, video data only)."""
+    ev, sets = cfg.eval, {}
+    if ev.baselines:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + 1)
+            rand = build_encoder(cfg).to(device).eval()
+        sets[RANDOM_INIT] = src.splits("baseline-random", rand, cache.fingerprint(rand))
+        p, t = cfg.model.patch_size, cfg.model.tubelet_size  # images: patches; clips: tubelets of t frames
+        sets[RAW_PIXELS] = src.splits("baseline-pixels", lambda x: x, "raw-pixels", pool=lambda x: x.flatten(1).float(),
+                                      tokenize=lambda x: pixel_patches(x, p, t))
+    if ev.frame_encoder:
+        if info.kind != "video":
+            raise ConfigError(f"eval.frame_encoder is a baseline of video data; data.name={cfg.data.name} holds "
+                              f"{info.kind} data (unset eval.frame_encoder)")
+        encode, weights = load_frame_encoder(cfg, info, device)
+        sets[FRAME_AVERAGED] = src.splits("baseline-frames", encode, weights)
+    return sets
+
+
 def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_dir: str | Path | None = None,
                     label: str | None = None, out_name: str = "eval.json", step: int | None = None,
                     protocols: Sequence[str] | None = None) -> list[dict]:
     """Evaluate ``method``'s frozen features (and the baselines); print the table; save ``run_dir/out_name``.
 
-    ``protocols`` (default ``cfg.eval.protocols``) are any of linear, attentive, knn, lowshot.
-    With a ``run_dir``, a ``step`` and ``cfg.eval.cache``, features are cached in
-    ``run_dir/features`` and reused by later evaluations of the same checkpoint and settings.
+    ``protocols`` (default: :func:`eval_protocols`, ``eval.protocols`` or on video
+    ``eval.video_protocols``) are any of linear, attentive, knn, lowshot. With a ``run_dir``, a
+    ``step`` and ``cfg.eval.cache``, features are cached in ``run_dir/features`` and reused by
+    later evaluations of the same checkpoint and settings.
     """
-    protocols = check_protocols(list(cfg.eval.protocols if protocols is None else protocols), "protocols")
     info = dataset_info(cfg.data)
+    protocols = eval_protocols(cfg, info.kind, protocols)
     if info.num_classes == 0:
         print("dataset has no labels: skipping the probes (use a labelled dataset to evaluate)")
         return []
@@ -109,20 +205,16 @@ def evaluate_method(method: JEPAMethod, cfg: Config, device: torch.device, run_d
     name = label or f"{cfg.train.method} ({ev.encoder + ' encoder' if method.has_teacher else 'encoder'})"
     sets = {name: src.splits(f"step{step or 0:08d}_{ev.encoder}", lambda x: method.encode(x, ev.encoder),
                              cache.fingerprint(method), step)}
-    if ev.baselines:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed + 1)
-            rand = build_encoder(cfg).to(device).eval()
-        sets[RANDOM_INIT] = src.splits("baseline-random", rand, cache.fingerprint(rand))
-        p = cfg.model.patch_size
-        sets[RAW_PIXELS] = src.splits("baseline-pixels", lambda x: x, "raw-pixels",
-                                        pool=lambda x: x.flatten(1).float(), tokenize=lambda x: pixel_patches(x, p))
+    sets.update(_baselines(cfg, info, src, device))
     rows = evaluate_features(sets, ev, cfg.seed, device=device, protocols=protocols, progress=cfg.train.progress)
     method.train(was_training)
-    print(format_table(rows))
+    judge_on = "attentive" if info.kind == "video" else None  # the V-JEPA protocol decides on clips
+    print(format_table(rows, judge_on=judge_on))
     if run_dir is not None:
         out = Path(run_dir) / out_name
         doc = {"dataset": cfg.data.name, "step": step, "encoder": ev.encoder, "protocols": protocols, "rows": rows}
+        if info.kind == "video":
+            doc["clips"] = {k: getattr(cfg.data, k) for k in _CLIP_KEYS}
         out.write_text(json.dumps(doc, indent=2))
         print(f"saved {out}")
     return rows
@@ -175,8 +267,9 @@ def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device:
                         protocols: Sequence[str] | None = None) -> list[dict]:
     """``openjepa eval``: load a run or checkpoint, apply eval overrides, print and save the table.
 
-    ``protocols`` (default: ``eval.protocols`` after the overrides) are any of linear, attentive,
-    knn, lowshot; an unknown name raises :class:`openjepa.config.ConfigError` naming the choices.
+    ``protocols`` (default: ``eval.protocols`` after the overrides, ``eval.video_protocols`` on
+    video data) are any of linear, attentive, knn, lowshot; an unknown name raises
+    :class:`openjepa.config.ConfigError` naming the choices.
     The table is saved as :func:`eval_file_name` in the run, so evaluations of other steps,
     encoders or protocol sets do not overwrite each other. Features are cached in the run's
     ``features/`` directory, so evaluating the same checkpoint again (with other protocols, say)
@@ -187,9 +280,10 @@ def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = (), device:
     if run_dir is None:
         print(f"{path} is not an openjepa run: the table is printed, not saved")
     if protocols is not None:
-        cfg.eval.protocols = check_protocols(list(protocols), "--protocol")
+        protocols = check_protocols(list(protocols), "--protocol")
+    protocols = eval_protocols(cfg, dataset_info(cfg.data).kind, protocols)
     dev = resolve_device(device or cfg.device)
-    print(f"evaluating {path} (step {step}) on {cfg.data.name}: {', '.join(cfg.eval.protocols)}")
+    print(f"evaluating {path} (step {step}) on {cfg.data.name}: {', '.join(protocols)}")
     # A name of its own, so re-evaluating never overwrites the table written at the end of training.
-    out_name = eval_file_name(step, cfg.eval.encoder, cfg.eval.protocols)
-    return evaluate_method(method.to(dev), cfg, dev, run_dir, out_name=out_name, step=step)
+    out_name = eval_file_name(step, cfg.eval.encoder, protocols)
+    return evaluate_method(method.to(dev), cfg, dev, run_dir, out_name=out_name, step=step, protocols=protocols)

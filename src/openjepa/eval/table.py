@@ -6,8 +6,9 @@ plot them: ``name, dim``, then per protocol run ``linear, best_lr, best_wd`` (li
 (``{"1-shot": {"mean", "std", "accuracies", "n_labelled"}, "1%": ...}``), then ``rankme,
 feature_std, n_train, n_test, seconds``. Accuracies are fractions in [0, 1]. Baselines sit next to
 the model on purpose: a probe number means little without raw pixels and a random-init encoder of
-the same shape beside it; the verdict lines say whether the model beats each of them by more than
-two standard errors (:func:`standard_error`).
+the same shape beside it (and, on video, an image encoder applied per frame and averaged); the
+verdict lines say whether the model beats each of them by more than two standard errors
+(:func:`standard_error`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class FeatureSplits(NamedTuple):
 ACC_COLUMNS = (("linear", "linear"), ("attentive", "attentive"), ("knn", "kNN"))  # (row key, header)
 RANDOM_INIT = "random-init encoder"  # the baseline rows' names (see openjepa.eval.frozen)
 RAW_PIXELS = "raw pixels"
+FRAME_AVERAGED = "frame-averaged image encoder"  # video data with eval.frame_encoder
 
 
 def standard_error(p: float | None, n: int | None) -> float | None:
@@ -174,12 +176,15 @@ class ProbeTable:
     """Rows from :func:`evaluate_features`; ``subject`` (default: the first row) is judged against the baselines.
 
     ``reference`` is the baseline of :meth:`verdict`; :meth:`verdicts` judges the subject against
-    the random-init encoder and ``reference`` (raw pixels), each when its row is present.
+    the random-init encoder, the frame-averaged image encoder and ``reference`` (raw pixels),
+    each when its row is present. ``judge_on`` (e.g. ``attentive`` on video, the V-JEPA
+    protocol) is the accuracy judged when both rows have it, before the linear, attentive, kNN order.
     """
 
     rows: list[dict] = field(default_factory=list)
     reference: str = RAW_PIXELS
     subject: str | None = None
+    judge_on: str | None = None
 
     def _row(self, name: str) -> dict | None:
         return next((r for r in self.rows if r["name"] == name), None)
@@ -187,8 +192,9 @@ class ProbeTable:
     def verdict(self, reference: str | None = None) -> str | None:
         """'X beats <reference> by +a.b points (linear) ...', 'X does NOT beat ...', or 'X is level with ...'.
 
-        ``reference`` defaults to ``self.reference``. Judged on the first accuracy both rows
-        have, in the order linear, attentive, kNN (kNN is quoted beside it). None when the
+        ``reference`` defaults to ``self.reference``. Judged on ``judge_on`` when both rows have
+        it, else on the first accuracy both rows have, in the order linear, attentive, kNN (kNN
+        is quoted beside it). None when the
         subject or the reference row is missing. A difference smaller than twice its standard
         error (binomial, on ``n_test`` images per row) is called level: a +1 point gain on 2,000
         test images is noise, not a win.
@@ -201,6 +207,8 @@ class ProbeTable:
         if subj is None or ref is None or subj is ref:
             return None
         both = [k for k, _ in ACC_COLUMNS if _acc(subj, k) is not None and _acc(ref, k) is not None]
+        if self.judge_on in both:
+            both.insert(0, both.pop(both.index(self.judge_on)))
         if not both:
             return None
         key, label = both[0], dict(ACC_COLUMNS)[both[0]]
@@ -218,8 +226,9 @@ class ProbeTable:
         return f"{who} does NOT beat {base} ({label}: {diff:+.1f} points{tail})"
 
     def verdicts(self) -> list[str]:
-        """:meth:`verdict` against the random-init encoder, then against ``reference``: one line each present."""
-        refs = dict.fromkeys((RANDOM_INIT, self.reference))
+        """:meth:`verdict` against the random-init encoder, the frame-averaged image encoder, then ``reference``:
+        one line each present."""
+        refs = dict.fromkeys((RANDOM_INIT, FRAME_AVERAGED, self.reference))
         return [v for v in (self.verdict(r) for r in refs) if v is not None]
 
     def columns(self) -> list[tuple[str, Callable[[dict], str]]]:
@@ -277,9 +286,10 @@ class ProbeTable:
         return self.format()
 
 
-def format_table(rows: list[dict], reference: str = RAW_PIXELS, subject: str | None = None) -> str:
+def format_table(rows: list[dict], reference: str = RAW_PIXELS, subject: str | None = None,
+                 judge_on: str | None = None) -> str:
     """:meth:`ProbeTable.format` of ``rows``."""
-    return ProbeTable(rows, reference, subject).format()
+    return ProbeTable(rows, reference, subject, judge_on).format()
 
 
 def _diff_se(a: dict, b: dict, key: str = "linear") -> float | None:
