@@ -81,7 +81,7 @@ def table_html(name: str, data: dict, chance: float | None) -> str:
     rows = [r for r in data["rows"] if isinstance(r, dict) and "name" in r and "dim" in r]
     if not rows:
         return note(f"{name} holds no rows.")
-    pt = ProbeTable(rows)
+    pt = ProbeTable(rows, judge_on="attentive" if "clips" in data else None)  # video: the V-JEPA protocol decides
     cols = table_columns(pt)
     html = _describe(name, data) + text_table([h for h, _ in cols], [[f(r) for _, f in cols] for r in rows])
     html += "".join(f'<p class="meta">{esc(n)}</p>' for n in pt.notes())
