@@ -96,3 +96,18 @@ def test_finetune_resumes_exactly(tmp_path):
     assert main(["train", *tiny(tmp_path / "b", "train.steps=4", *common), "--resume"]) == 0
     a, b = (torch.load(tmp_path / r / "checkpoints" / "step_00000004.pt", weights_only=True) for r in ("a", "b"))
     assert all(torch.equal(a["method"][k], b["method"][k]) for k in a["method"])
+
+
+def test_finetune_a_video_run_on_clips(tmp_path, capsys):
+    """``openjepa finetune`` on a V-JEPA run: the clip encoder with its head, trained on moving_shapes clips."""
+    from tests.report.tiny_video import MOVING
+
+    pre = tmp_path / "pre"
+    assert main(["train", *tiny(pre, *MOVING, "eval.at_end=false", "monitor.every=0")]) == 0
+    assert main(["finetune", str(pre), f"run_dir={tmp_path / 'ft'}", "train.steps=2", "train.progress=false",
+                 "eval.report=false", "eval.baselines=false", "data.train_size=32", "data.test_size=16",
+                 "eval.video_protocols=[linear]"]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned top-1" in out
+    state = torch.load(next((tmp_path / "ft" / "checkpoints").glob("*.pt")), weights_only=True)
+    assert state["method"]["encoder.patch_embed.proj.weight"].ndim == 5  # the tubelet (Conv3d) encoder

@@ -86,7 +86,7 @@ def check_finetune(cfg: Config) -> None:
                           f"{cfg.data.name} has {dataset_info(cfg.data).num_classes} classes here")
 
 
-@register_method("finetune", check=check_finetune)
+@register_method("finetune", data=("image", "video"), check=check_finetune)
 def build_finetune(cfg: Config, total_steps: int) -> Finetune:
     encoder = build_encoder(cfg)
     classes, dim = dataset_info(cfg.data).num_classes, encoder.embed_dim
