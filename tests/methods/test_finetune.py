@@ -62,7 +62,7 @@ def test_finetune_needs_labels(tmp_path):
         Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / f"{i}.png")
     with pytest.raises(ConfigError, match="needs labelled data"):
         check_config(load_config(None, ["train.method=finetune", "data.name=folder", f"data.root={tmp_path}"]))
-    with pytest.raises(ConfigError, match="trains on image data"):
+    with pytest.raises(ConfigError, match="trains on image or video data"):
         check_config(load_config(None, ["train.method=finetune", "data.name=trajectories"]))
 
 
