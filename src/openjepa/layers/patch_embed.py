@@ -33,4 +33,4 @@ class PatchEmbed(nn.Module):
         if self.tubelet_size is None and x.ndim == 5:  # (B, C, 1, H, W) still image as a 1-frame clip
             x = x.squeeze(2)
         x = self.proj(x)  # (B, D, [T,] H, W)
-        return x.flatten(2).transpose(1, 2)  # (B, N, D)
+        return x.flatten(2).transpose(1, 2).contiguous()  # (B, N, D), token-major (LayerNorm and the residual adds want it)
