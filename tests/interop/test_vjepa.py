@@ -246,3 +246,27 @@ def test_classification_checkpoint_drops_its_head(hf):
     conv = from_hf_vjepa2(sd, hf.config.to_dict())
     assert set(conv.dropped) == {"pooler.query_tokens", "classifier.weight"}
     assert len(conv.mapped) == len(sd) - 2
+
+
+def test_embed_video_files_with_a_hf_model_equals_transformers(tmp_path):
+    """A VJEPA2Model folder embeds a real mp4 through openjepa's clip pipeline; on the same preprocessed clip
+    (frames 13, 17, 21, 25: the centred clip of 4 frames every 4 of 40; /255, ImageNet mean / std)
+    transformers' own encoder gives the same tokens."""
+    import numpy as np
+
+    from openjepa.cli import main
+    from openjepa.data.video import read_frames, write_video
+
+    model = hf_model()
+    model.save_pretrained(tmp_path / "hf")
+    write_video(tmp_path / "a.mp4", (torch.rand(40, 3, 16, 16) * 255).to(torch.uint8))
+    out = tmp_path / "f.npy"
+    assert main(["embed", str(tmp_path / "hf"), str(tmp_path / "a.mp4"), "--out", str(out), "--pool", "none",
+                 "--no-progress"]) == 0
+    ours = torch.from_numpy(np.load(out))
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    clip = (read_frames(tmp_path / "a.mp4", [13, 17, 21, 25]).float() / 255 - mean) / std  # (T, C, H, W)
+    with torch.no_grad():
+        want = model(clip[None], skip_predictor=True).last_hidden_state  # transformers takes (B, T, C, H, W)
+    assert ours.shape == want.shape == (1, 32, 32)
+    torch.testing.assert_close(ours, want, **TOL)

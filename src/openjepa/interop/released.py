@@ -40,8 +40,9 @@ from openjepa.models.vjepa2_1 import PREPROCESSING as PREPROCESSING_2_1
 BUILD_KEYS = ("img_size", "patch_size", "in_chans", "num_frames", "tubelet_size")
 
 
-def config_for(kwargs: Mapping[str, Any], mean: tuple, std: tuple, name: str = "vit") -> Config:
-    """A Config whose ``build_encoder`` rebuilds ``VisionTransformer(**kwargs)`` (or the registered ``name``)."""
+def config_for(kwargs: Mapping[str, Any], mean: tuple, std: tuple, name: str = "vit", frame_step: int = 4) -> Config:
+    """A Config whose ``build_encoder`` rebuilds ``VisionTransformer(**kwargs)`` (or the registered ``name``); for a
+    video model its clips (``data.frames_per_clip`` = the model's frames, every ``frame_step``)."""
     cfg = Config()
     m = cfg.model
     m.encoder = name
@@ -50,6 +51,8 @@ def config_for(kwargs: Mapping[str, Any], mean: tuple, std: tuple, name: str = "
             setattr(m, k, int(kwargs[k]))
     m.encoder_kwargs = {k: v for k, v in kwargs.items() if k not in BUILD_KEYS} if name == "vit" else {}
     cfg.data.name, cfg.data.mean, cfg.data.std = "folder", list(mean), list(std)
+    if m.num_frames > 1:  # a video model: its clips are what it was trained on (embed / eval read these)
+        cfg.data.frames_per_clip, cfg.data.frame_step = m.num_frames, int(frame_step)
     return cfg
 
 
