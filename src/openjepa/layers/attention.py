@@ -38,14 +38,17 @@ class Attention(nn.Module):
         x = x.transpose(1, 2).reshape(B, N, D)
         return self.proj_drop(self.proj(x))
 
-    def forward_with_past(self, x: Tensor, past: Optional[tuple[Tensor, Tensor]] = None
-                          ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward_with_past(self, x: Tensor, past: Optional[tuple[Tensor, Tensor]] = None,
+                          rope: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Incremental attention (a key/value cache): the new tokens x (B, M, D) attend, unmasked, to each other
-        and to ``past`` = (k, v), each (B, nh, P, hd), the keys and values of earlier tokens. Returns the output
-        (B, M, D) and the cache extended to (B, nh, P + M, hd)."""
+        and to ``past`` = (k, v), each (B, nh, P, hd), the keys and values of earlier tokens (already rotated,
+        with RoPE). ``rope``: tables (M, R) of the new tokens, applied to their queries and keys. Returns the
+        output (B, M, D) and the cache extended to (B, nh, P + M, hd)."""
         B, M, D = x.shape
         qkv = self.qkv(x).reshape(B, M, 3, self.num_heads, D // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, M, hd)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, nh, P + M, hd)
         drop = self.attn_drop if self.training else 0.0

@@ -45,10 +45,9 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from openjepa.layers import Attention, Block, apply_rope, drop_path, rope_tables
+from openjepa.layers import Block, drop_path, rope_tables
 from openjepa.layers.init import init_weights, rescale_residuals
 from openjepa.layers.pos_embed import sincos_1d
 from openjepa.layers.rope import rope_axis_dim
@@ -57,22 +56,6 @@ CONDS = ("adaln", "token")
 POS = ("rope", "sincos")
 Rope = tuple[Tensor, Tensor]
 KV = tuple[Tensor, Tensor]
-
-
-def attention_with_past(attn: Attention, x: Tensor, past: Optional[KV], rope: Rope) -> tuple[Tensor, KV]:
-    """:meth:`Attention.forward_with_past` with RoPE: the new tokens x (B, M, D) have their queries and keys
-    rotated by ``rope`` (tables (M, R)) before attending to themselves and to the cached, already rotated
-    keys and values ``past`` (each (B, nh, P, hd)). Returns (B, M, D) and the cache (B, nh, P + M, hd)."""
-    B, M, D = x.shape
-    qkv = attn.qkv(x).reshape(B, M, 3, attn.num_heads, D // attn.num_heads)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, M, hd)
-    q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-    if past is not None:
-        k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, nh, P + M, hd)
-    drop = attn.attn_drop if attn.training else 0.0
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)  # (B, nh, M, hd)
-    out = out.transpose(1, 2).reshape(B, M, D)
-    return attn.proj_drop(attn.proj(out)), (k, v)
 
 
 class ACBlock(Block):
@@ -102,10 +85,7 @@ class ACBlock(Block):
         cache: list[KV] = []
 
         def attend(h: Tensor) -> Tensor:
-            if rope is None:
-                out, kv = self.attn.forward_with_past(h, past)
-            else:
-                out, kv = attention_with_past(self.attn, h, past, rope)
+            out, kv = self.attn.forward_with_past(h, past, rope)
             cache.append(kv)
             return out
 
