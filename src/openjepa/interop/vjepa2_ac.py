@@ -32,7 +32,7 @@ from typing import Any, Mapping
 from openjepa.engine.checkpoint import load_state_strict
 from openjepa.errors import CheckpointError
 from openjepa.interop.convert import Conversion, Rule, convert_keys, split_predictor, strip_prefix
-from openjepa.interop.vjepa import OFFICIAL_PREFIXES, from_official_vjepa2
+from openjepa.interop.vjepa import _PARTS, OFFICIAL_PREFIXES, from_official_vjepa2
 from openjepa.models.ac_predictor import ACPredictor
 from openjepa.models.vit import VisionTransformer
 from openjepa.models.vjepa import IMAGENET_MEAN, IMAGENET_STD, vjepa2_ac_predictor
@@ -49,7 +49,6 @@ HEAD_WIDTH = 64  # channels per attention head of the released predictor (1024 w
 PREPROCESSING: dict[str, Any] = {"crop_size": 256, "resize": 256, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
                                  "frames_per_clip": 8, "frame_step": 4, "fps": 4}
 
-_PARTS = r"norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2"
 PREDICTOR_RULES: list[Rule] = [
     (r"predictor_embed\.(weight|bias)", r"predictor.frame_embed.\1"),
     (r"action_encoder\.(weight|bias)", r"predictor.action_embed.\1"),
