@@ -21,10 +21,14 @@ VIDEO = ["data.name=moving_shapes", "data.frames_per_clip=4", "model.tubelet_siz
          "mask.groups=[{num_targets: 4, target_scale: [0.15, 0.15]}, {num_targets: 1, target_scale: [0.5, 0.5]}]"]
 
 
+JOINT = ["data.images={frames_as_images: true, batch_size: 12}", "data.train_size=48"]  # V-JEPA 2's image stream
+
+
 @pytest.mark.slow
-def test_video_two_ranks_match_one_rank(tmp_path):
-    train(load_config(None, tiny(tmp_path / "one", *VIDEO)))
-    torchrun(tmp_path / "two", base=VIDEO)
+@pytest.mark.parametrize("extra", [[], JOINT], ids=["clips", "clips+images"])
+def test_video_two_ranks_match_one_rank(tmp_path, extra):
+    train(load_config(None, tiny(tmp_path / "one", *VIDEO, *extra)))
+    torchrun(tmp_path / "two", base=VIDEO + extra)
     one, two = final(tmp_path / "one"), final(tmp_path / "two")
     assert len(two["rng_ranks"]) == 2 and two["step"] == one["step"] == 6
     assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), rel=1e-4)

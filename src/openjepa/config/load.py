@@ -308,6 +308,9 @@ def _validate_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key}={_get(cfg, key)} must be in [{lo:g}, {hi:g})")
     if not 0 < cfg.mask.ratio < 1:
         raise ConfigError(f"mask.ratio={cfg.mask.ratio} must be in (0, 1): the fraction of tokens that are targets")
+    if not 0 < cfg.data.image_weight < 1:
+        raise ConfigError(f"data.image_weight={cfg.data.image_weight} must be in (0, 1): the joint image batch's share "
+                          f"of the loss (data.images)")
     if not 0 <= cfg.optim.decay_fraction <= 1:
         raise ConfigError(f"optim.decay_fraction={cfg.optim.decay_fraction} must be in [0, 1]")
     m, t = cfg.model, cfg.train

@@ -94,6 +94,8 @@ class DataConfig:
     num_views: int = 1  # video evaluation: S spatial crops per clip, along the longer side
     short_videos: str = choice("pad", "loop", "skip")  # video shorter than a clip: pad (repeat the last frame) | loop (wrap around) | skip (next video, listed as skipped)
     frames_as_images: bool = False  # video datasets: serve every frame of every clip as an image (C, H, W) with the clip's label (an image JEPA on the same frames: the eval.frame_encoder baseline)
+    images: Dict[str, Any] = field(default_factory=dict)  # video runs: a joint image stream (V-JEPA 2), given as overrides of data.* for its dataset, e.g. {name: folder, root: /imagenet, batch_size: 72} or {frames_as_images: true}; every step also trains on a batch of it (images as one-frame clips); empty = off
+    image_weight: float = 0.25  # share of the loss the joint image batch carries: (1 - w) * clips + w * images (the official code's img_rank_ratio: 1/4 of the ranks train on images)
 
 
 @dataclass

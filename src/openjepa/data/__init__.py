@@ -16,7 +16,7 @@ from .fashion_mnist import FashionMNIST
 from .folder import FolderDataset
 from .moving import MovingShapesDataset
 from .registry import (DATASETS, DatasetInfo, DatasetSpec, build_dataset, dataset_info, dataset_names, dataset_spec,
-                       eval_pipeline, prepare_config, register_dataset)
+                       eval_pipeline, image_stream, prepare_config, register_dataset)
 from .shapes import ShapesDataset
 from .trajectories import TrajectoryDataset
 from .video import ClipSpec, VideoDataset, probe_video, read_frames, write_video
@@ -38,6 +38,7 @@ __all__ = [
     "available_transforms",
     "build_dataset",
     "build_pipeline",
+    "image_stream",
     "build_transform",
     "build_transforms",
     "dataset_info",

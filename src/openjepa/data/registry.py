@@ -9,7 +9,7 @@ say) is its ``prepare`` hook, and its own impossible settings are its ``check`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from torch.utils.data import Dataset
@@ -152,3 +152,38 @@ def prepare_config(cfg: "Config") -> None:
     if m.num_frames % m.tubelet_size:
         key = "data.frames_per_clip" if dataset_info(cfg.data).kind == "video" else "model.num_frames"
         raise ConfigError(f"{key}={m.num_frames} is not a multiple of model.tubelet_size={m.tubelet_size}")
+
+
+def image_stream(cfg: "Config") -> Optional["DataConfig"]:
+    """The data config of a video run's joint image stream (``data.images``, V-JEPA 2's images trained jointly
+    with clips), or None when ``data.images`` is empty.
+
+    ``data.images`` holds overrides of ``data.*`` for the stream: ``{frames_as_images: true}`` serves the frames
+    of the run's own clips, ``{name: folder, root: DIR, batch_size: 72}`` another image dataset. ConfigError
+    naming the key for an unknown key, a stream that does not yield images, a run whose own data is not video,
+    or a setting the stream's dataset cannot serve (its ``check`` hook).
+    """
+    d = cfg.data
+    if not d.images:
+        return None
+    if not isinstance(d.images, dict):
+        raise ConfigError(f"data.images: expected a mapping of data settings, got {d.images!r}")
+    names = [f.name for f in fields(d) if f.name not in ("images", "image_weight")]
+    bad = sorted(k for k in d.images if k not in names)
+    if bad:
+        raise ConfigError(f"data.images: unknown key(s) {', '.join(bad)}; choose from: {', '.join(names)}")
+    if dataset_info(d).kind != "video":
+        raise ConfigError(f"data.images adds images to a video run; data.name={d.name} holds "
+                          f"{dataset_info(d).kind} data (unset data.images)")
+    stream = replace(d, images={}, **d.images)
+    kind = dataset_info(stream).kind
+    if kind != "image":
+        hint = " (add frames_as_images: true)" if kind == "video" else ""
+        raise ConfigError(f"data.images: data.name={stream.name} holds {kind} data, not images{hint}")
+    check = dataset_spec(stream.name).check
+    if check is not None:
+        try:
+            check(replace(cfg, data=stream))
+        except ConfigError as e:
+            raise ConfigError(f"data.images: {e}") from e
+    return stream

@@ -112,3 +112,21 @@ def step_loader(dataset: Dataset, collate, *, global_batch: int, seed: int, star
                       num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
                       prefetch_factor=4 if num_workers > 0 else None,
                       generator=generator("loader", seed, start, rank))
+
+
+class JointLoader:
+    """Two step loaders in lockstep (a video run's joint image stream, ``data.images``): each batch of ``main``
+    carries the batch of ``extra`` for the same step as ``batch[key]``. Both are pure functions of the step,
+    so a resumed run sees the same pairs."""
+
+    def __init__(self, main: DataLoader, extra: DataLoader, key: str = "images"):
+        self.main, self.extra, self.key = main, extra, key
+
+    def __iter__(self) -> Iterator[dict]:
+        for a, b in zip(self.main, self.extra, strict=True):
+            if a["step"] != b["step"]:
+                raise RuntimeError(f"joint loaders out of step: {a['step']} and {b['step']}")
+            yield {**a, self.key: b}
+
+    def __len__(self) -> int:
+        return len(self.main)

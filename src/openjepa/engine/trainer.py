@@ -20,12 +20,12 @@ import torch
 
 from openjepa.config.load import to_dict, to_yaml, validate_world
 from openjepa.config.schema import Config
-from openjepa.data import build_dataset, dataset_info, prepare_config
+from openjepa.data import build_dataset, dataset_info, image_stream, prepare_config
 from openjepa.engine import checkpoint as ckpt
 from openjepa.engine import dist
 from openjepa.engine.compile import compile_blocks
 from openjepa.engine.faults import SpikeGuard, report_skipped_images, track_skipped_images
-from openjepa.engine.loader import step_loader
+from openjepa.engine.loader import JointLoader, step_loader
 from openjepa.engine.logging import MetricLogger, progress
 from openjepa.engine.monitor import TrainingMonitor
 from openjepa.engine.optim import build_optimizer, set_hparams
@@ -33,6 +33,7 @@ from openjepa.engine.precision import autocast, resolve_device, resolve_precisio
 from openjepa.engine.runs import check_fresh, check_resume, load_encoder
 from openjepa.engine.schedules import lr_at, wd_at
 from openjepa.errors import ConfigError
+from openjepa.layers.seed import mix_seed
 from openjepa.methods import JEPAMethod, build_method, check_config
 
 
@@ -169,12 +170,30 @@ def build_fit(cfg: Config, resume: bool, allow_config_change: bool = False,
     pipe = method.data_pipeline(cfg)
     if pipe.transform is not None:
         dataset.transform = pipe.transform  # e.g. LeJEPA's multi-view crops
-    fit.loader = step_loader(dataset, pipe.collate, global_batch=cfg.data.batch_size, seed=cfg.seed,
-                             start=fit.start, total=plan.total, rank=dist.rank(), world=dist.world_size(),
-                             num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
+    fit.loader = _loader(fit, dataset, pipe.collate, cfg.data, cfg.seed)
+    stream = image_stream(cfg)
+    if stream is not None:  # V-JEPA 2: a batch of images beside every batch of clips
+        if pipe.image_collate is None:
+            raise ConfigError(f"train.method={cfg.train.method} does not train on a joint image stream; "
+                              f"unset data.images")
+        images = build_dataset(stream, "train", cfg.model.img_size, seed=cfg.seed)
+        track_skipped_images(images, run_dir, fresh=False)  # the same list as the clips'
+        fit.loader = JointLoader(fit.loader, _loader(fit, images, pipe.image_collate, stream,
+                                                     mix_seed("images", cfg.seed), "data.images.batch_size"))
     if cfg.train.compile:
         compile_blocks(method)
     return fit
+
+
+def _loader(fit: Fit, dataset: Any, collate: Any, data: Any, seed: int, key: str = "data.batch_size") -> Any:
+    """The step loader of ``dataset`` for this run's remaining steps; ConfigError naming ``key`` when the global
+    batch does not fit in the dataset."""
+    if data.batch_size > len(dataset):
+        raise ConfigError(f"{key}={data.batch_size} exceeds the {len(dataset)} training items of "
+                          f"data.name={data.name} (lower {key} or add data)")
+    return step_loader(dataset, collate, global_batch=data.batch_size, seed=seed, start=fit.start,
+                       total=fit.plan.total, rank=dist.rank(), world=dist.world_size(),
+                       num_workers=data.num_workers, pin_memory=fit.device.type == "cuda")
 
 
 def run_steps(fit: Fit) -> None:
@@ -268,8 +287,10 @@ def optimise(loss: torch.Tensor, step: int, method: JEPAMethod, opt: torch.optim
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
+    """``batch`` with every tensor (or mask batch) on ``device``, nested batches (``batch["images"]``) included."""
     non_blocking = device.type == "cuda"
-    return {k: (v.to(device, non_blocking=non_blocking) if hasattr(v, "to") else v) for k, v in batch.items()}
+    return {k: (to_device(v, device) if isinstance(v, dict) else
+                v.to(device, non_blocking=non_blocking) if hasattr(v, "to") else v) for k, v in batch.items()}
 
 
 def snapshot(fit: Fit, step: int) -> dict:

@@ -44,10 +44,13 @@ class StepOutput:
 class DataPipeline:
     """What a method asks of the data loader: ``collate`` turns a list of ``(item, label, step, pos)``
     into a batch dict; ``transform``, when set, replaces the dataset's per-item train transform
-    (e.g. LeJEPA's multi-view crops)."""
+    (e.g. LeJEPA's multi-view crops); ``image_collate``, when set, collates the joint image stream of a
+    video run (``data.images``), whose batch reaches ``training_step`` as ``batch["images"]``. A method
+    without it refuses ``data.images``."""
 
     collate: Callable[[Sequence[Any]], dict[str, Any]]
     transform: Optional[Callable[[Any], Any]] = None
+    image_collate: Optional[Callable[[Sequence[Any]], dict[str, Any]]] = None  # the joint image stream's (data.images), for methods that train on it
 
 
 class JEPAMethod(nn.Module, metaclass=ABCMeta):
@@ -158,7 +161,7 @@ def check_config(cfg: Config) -> None:
     """Everything a run's config must satisfy beyond types and ranges, before any data or model is built:
     the method, encoder and dataset are registered, the method trains on that kind of data, and the
     method's and dataset's own checks pass. Raises :class:`~openjepa.errors.ConfigError` by key."""
-    from openjepa.data.registry import DATASETS, dataset_spec  # importing openjepa.data registers the datasets
+    from openjepa.data.registry import DATASETS, dataset_spec, image_stream  # importing openjepa.data registers the datasets
     from openjepa.models import create_model  # noqa: F401  (importing openjepa.models registers the encoders)
 
     spec = METHODS.get(cfg.train.method)
@@ -173,6 +176,7 @@ def check_config(cfg: Config) -> None:
     for check in (spec.check, data.check):
         if check is not None:
             check(cfg)
+    image_stream(cfg)  # data.images: valid keys, a stream of images beside video
 
 
 def build_method(cfg: Config, total_steps: int) -> JEPAMethod:

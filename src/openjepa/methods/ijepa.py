@@ -5,6 +5,11 @@ on a (T, H, W) token grid, so nothing here depends on the modality. With ``mask.
 short- and long-range masks) each group gets its own context, one predictor pass with its own mask token,
 and the loss is the mean over groups (V-JEPA Sec. 3: L1 on layer-normed targets, ``train.loss=l1``).
 
+With ``data.images`` (V-JEPA 2, Assran et al. 2025, arXiv 2506.09985: images trained jointly with clips) every
+step also draws a batch of images, one-frame clips on the encoder's (1, H, W) image grid with the same mask
+settings, and the loss is ``(1 - w) * L_clips + w * L_images`` for ``w = data.image_weight``: the official code
+trains a quarter of its ranks on images and averages gradients over ranks, which is this weighting with w = 1/4.
+
 With ``train.target=online`` there is no EMA teacher and no stop-gradient: the encoder itself
 encodes the full image for the targets, and SIGReg (LeJEPA, Balestriero & LeCun 2025, arXiv
 2511.08544) is what prevents collapse (the masked JEPA the LeJEPA authors invite). It sees either
@@ -22,6 +27,7 @@ from torch import Tensor, nn
 
 from openjepa.config.schema import Config
 from openjepa.errors import ConfigError
+from openjepa.layers.seed import mix_seed
 from openjepa.masks.base import MaskBatch, MaskGroups, Masks
 from openjepa.masks.ops import apply_masks, repeat_for_blocks
 from openjepa.masks import MaskCollator, build_mask_sampler
@@ -37,17 +43,29 @@ class IJEPA(JEPAMethod):
     def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "smooth_l1",
                  ema: tuple[float, float] = (0.996, 1.0), total_steps: int = 1, sigreg: SIGReg | None = None,
                  sigreg_weight: float = 0.0, combine_mode: str = "convex", seed: int = 0,
-                 sigreg_input: str = "tokens"):
+                 sigreg_input: str = "tokens", image_weight: float = 0.25):
         super().__init__()
         self.encoder = encoder
         self.predictor = predictor
         self.target = EMATarget(encoder) if sigreg is None else None  # online targets: no teacher at all
         self.sigreg, self.sigreg_weight, self.combine_mode, self.seed = sigreg, sigreg_weight, combine_mode, seed
-        self.sigreg_input = sigreg_input
+        self.sigreg_input, self.image_weight = sigreg_input, image_weight
         self.loss, self.ema, self.total_steps = loss, tuple(ema), total_steps
 
     def training_step(self, batch: dict[str, Any], step: int) -> StepOutput:
-        x, masks = batch["x"], batch["masks"]
+        loss, metrics, pooled = self._loss(batch["x"], batch["masks"], step)
+        if "images" in batch:  # V-JEPA 2: a joint image batch (data.images), one-frame clips on a (1, H, W) grid
+            w = self.image_weight
+            img_loss, img_metrics, _ = self._loss(batch["images"]["x"], batch["images"]["masks"], step)
+            loss = (1 - w) * loss + w * img_loss
+            metrics.update({f"image_{k}": v for k, v in img_metrics.items()})
+        metrics["loss"] = loss.detach()
+        if self.target is not None:
+            metrics["ema"] = self.momentum(step)  # the teacher's momentum after this step
+        return StepOutput(loss, metrics, features=pooled.detach().float())
+
+    def _loss(self, x: Tensor, masks: Masks | MaskGroups, step: int) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """The loss of one batch (prediction, plus SIGReg with online targets), its metrics, its pooled tokens (B, D)."""
         groups = masks if isinstance(masks, MaskGroups) else (masks,)  # V-JEPA: one pass per mask group
         with torch.set_grad_enabled(self.target is None):  # online targets carry gradients
             t = (self.encoder if self.target is None else self.target)(x)  # (B, N, D)
@@ -62,10 +80,7 @@ class IJEPA(JEPAMethod):
             reg = self.sigreg(emb, step)
             loss = combine(loss, reg, self.sigreg_weight, self.combine_mode)
             metrics["sigreg"] = reg.detach()
-        else:
-            metrics["ema"] = self.momentum(step)  # the teacher's momentum after this step
-        metrics["loss"] = loss.detach()
-        return StepOutput(loss, metrics, features=pooled.detach().float())
+        return loss, metrics, pooled
 
     def _predict(self, x: Tensor, masks: Masks, targets: Tensor, group: int) -> tuple[Tensor, Tensor, Tensor | None]:
         """One predictor pass: (predictions, their targets, validity), each (B*n, Kt, ...) for n target sets."""
@@ -86,8 +101,13 @@ class IJEPA(JEPAMethod):
             self.target.update(self.encoder, self.momentum(step))
 
     def data_pipeline(self, cfg: Config) -> DataPipeline:
-        """Multi-block (or random) masks on the encoder's token grid, drawn in the loader workers."""
-        return DataPipeline(MaskCollator(build_mask_sampler(cfg.mask, self.encoder.grid, cfg.seed), cfg.seed))
+        """Multi-block (or random) masks on the encoder's token grid, drawn in the loader workers; for a joint
+        image stream (``data.images``) the same masks on an image's (1, H, W) grid, from a seed of their own."""
+        collate = MaskCollator(build_mask_sampler(cfg.mask, self.encoder.grid, cfg.seed), cfg.seed)
+        m = cfg.model
+        grid = self.encoder.token_grid(torch.empty(1, m.in_chans, m.img_size, m.img_size, device="meta"))
+        seed = mix_seed("images", cfg.seed)
+        return DataPipeline(collate, image_collate=MaskCollator(build_mask_sampler(cfg.mask, grid, seed), seed))
 
     def batch_size(self, batch: dict[str, Any]) -> int:
         return batch["x"].shape[0]
@@ -141,4 +161,4 @@ def build_ijepa(cfg: Config, total_steps: int) -> IJEPA:
     sig = cfg.sigreg
     reg = SIGReg(sig.slices, sig.knots, sig.t_max, cfg.seed) if cfg.train.target == "online" else None
     return IJEPA(encoder, predictor, cfg.train.loss, tuple(cfg.optim.ema), total_steps, reg, sig.weight, sig.combine,
-                 cfg.seed, sig.input)
+                 cfg.seed, sig.input, cfg.data.image_weight)
