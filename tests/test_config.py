@@ -232,3 +232,23 @@ def test_every_shipped_config_passes_the_registry_checks_and_builds_its_masks():
         assert frames % m.tubelet_size == 0, name
         grid = (max(frames // m.tubelet_size, 1), m.img_size // m.patch_size, m.img_size // m.patch_size)
         build_mask_sampler(cfg.mask, grid, cfg.seed)
+
+
+@pytest.mark.parametrize("pretrain, cooldown, px", [("vjepa2/vit_l_256_16f", "vjepa2/vit_l_256_64f_cooldown", 256),
+                                                    ("vjepa2/vit_g_256_16f", "vjepa2/vit_g_384_64f_cooldown", 384)])
+def test_vjepa2_cooldown_continues_its_pretraining_run(pretrain, cooldown, px):
+    """The second phase starts from the first's run directory with the same networks, at 64 frames (and 384 px
+    for ViT-g), its learning rate falling linearly from the first phase's constant rate to 1e-6."""
+    from openjepa.engine.schedules import lr_at
+
+    a, b = load_config(pretrain), load_config(cooldown)
+    assert b.model.pretrained == a.run_dir and b.run_dir != a.run_dir
+    same = ("encoder", "patch_size", "tubelet_size", "encoder_kwargs", "predictor_embed_dim", "predictor_depth",
+            "predictor_heads")
+    assert all(getattr(a.model, k) == getattr(b.model, k) for k in same)
+    assert (a.data.frames_per_clip, b.data.frames_per_clip, b.model.img_size) == (16, 64, px)
+    assert b.data.train_transforms[0]["size"] == px and b.mask.groups == a.mask.groups
+    o, n = b.optim, b.train.steps
+    lr = [lr_at(s, n, lr=o.lr, start_lr=o.start_lr, final_lr=o.final_lr, warmup=o.warmup_steps,
+                schedule=o.schedule, decay_fraction=o.decay_fraction) for s in (0, n // 2, n)]
+    assert lr == pytest.approx([a.optim.lr, (a.optim.lr + 1e-6) / 2, 1e-6])

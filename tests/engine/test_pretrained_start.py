@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from openjepa.cli import main
@@ -48,3 +49,38 @@ def test_a_lone_encoder_seeds_student_and_teacher_and_keeps_the_predictor(tmp_pa
     target = load_part(exported, "target")
     assert _equal(method.encoder, target) and _equal(method.target.encoder, target)
     assert all(torch.equal(v, own_predictor[k]) for k, v in method.predictor.state_dict().items())
+
+
+@pytest.mark.parametrize("pos", ["sincos", "rope"])
+def test_a_cooldown_run_continues_at_longer_clips_and_higher_resolution(tmp_path, pos):
+    """V-JEPA 2's progressive phase: a run at 8 frames x 24 px starts from one at 4 frames x 16 px. Every trained
+    weight comes over as is; a fixed sin-cos table is the new grid's own (the same code at every old position)."""
+    from openjepa.layers import sincos_embed
+    from tests.dist.test_video_dist import VIDEO
+
+    src = tmp_path / "src"
+    enc = f"model.encoder_kwargs={{pos: {pos}}}"
+    assert main(["train", *tiny(src, *VIDEO, enc, *QUIET)]) == 0
+    _, ref, _, _ = load_run(src)
+    long = ("data.frames_per_clip=8", "model.img_size=24", "optim.schedule=wsd", "optim.decay_fraction=1.0",
+            "optim.warmup_steps=0")
+    cfg = prepare(load_config(None, tiny(tmp_path / "cool", *VIDEO, enc, *long, f"model.pretrained={src}", *QUIET)))
+    method = build_method(cfg, 10)
+    load_pretrained_parts(method, cfg, load_part)
+    assert method.encoder.grid == (4, 6, 6) and ref.encoder.grid == (2, 4, 4)
+    for mine, theirs in ((method.encoder, ref.encoder), (method.target.encoder, ref.target.encoder),
+                         (method.predictor, ref.predictor)):
+        a, b = mine.state_dict(), theirs.state_dict()
+        assert a.keys() == b.keys()
+        for k in a:
+            if k.endswith("pos_embed"):
+                assert pos == "sincos" and a[k].shape != b[k].shape
+                grid, dim = mine.grid, a[k].shape[-1]
+                assert torch.equal(a[k][0], sincos_embed(dim, grid, video=True))
+                # the old grid's positions keep their code: (t, h, w) < (2, 4, 4) of the new table = the old table
+                old = a[k][0].reshape(*grid, dim)[:2, :4, :4].reshape(-1, dim)
+                assert torch.allclose(old, b[k][0], atol=1e-6)
+            else:
+                assert torch.equal(a[k], b[k]), k
+    assert main(["train", *tiny(tmp_path / "cli", *VIDEO, enc, *long, "train.steps=2", f"model.pretrained={src}",
+                                *QUIET)]) == 0

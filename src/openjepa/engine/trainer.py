@@ -354,9 +354,23 @@ def load_pretrained_parts(method: JEPAMethod, cfg: Config, load: PartLoader = lo
             if dist.is_main():
                 print(f"{source} has no {part}: {name} starts from its own initialisation")
             continue
-        ckpt.load_state_strict(method.get_submodule(name), loaded.state_dict(),
+        module = method.get_submodule(name)
+        ckpt.load_state_strict(module, _own_fixed_tables(module, loaded.state_dict()),
                                f"{source}'s {part} into {name} ({cfg.model.encoder}, img_size {cfg.model.img_size}, "
                                f"patch {cfg.model.patch_size}: set model.* to the source's)")
+
+
+def _own_fixed_tables(module: torch.nn.Module, state: dict) -> dict:
+    """``state`` with each fixed (not trained) sin-cos table of another shape replaced by ``module``'s own.
+
+    Such a table is a function of the token grid alone and gives a token at grid position (t, h, w) the same
+    code whatever the grid's size, so a run that continues another at longer clips or a higher resolution
+    (V-JEPA 2's progressive cool-down, Assran et al. 2025, Sec. 2.4) keeps every position's code and gains
+    the new ones, as RoPE (no table at all) does.
+    """
+    own = module.state_dict()
+    fixed = {n for n, p in module.named_parameters() if not p.requires_grad and n.endswith("pos_embed")}
+    return {k: own[k] if k in fixed and k in own and own[k].shape != v.shape else v for k, v in state.items()}
 
 
 def build_monitor(cfg: Config, method: JEPAMethod, device: torch.device) -> TrainingMonitor | None:
