@@ -1,4 +1,4 @@
-"""``openjepa`` command line: train | eval | embed | collect | plan | report | models | config.
+"""``openjepa`` command line: train | sweep | eval | embed | collect | plan | report | models | config.
 
 The launcher: it parses arguments and calls the library; the library never imports it.
 """
@@ -68,6 +68,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if summary["trained"]:
         print(f"run saved in {summary['run_dir']}")
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from openjepa.report.sweep import run_sweep
+
+    stem = Path(args.config).stem if args.config else "quickstart"
+    out = args.out or f"runs/sweep_{stem}"
+    devices = [d for d in (args.devices or "").split(",") if d]
+    table = run_sweep(args.config, args.overrides, out, jobs=args.jobs, devices=devices,
+                      progress=not args.no_progress)
+    return 1 if table.get("failed") else 0
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
@@ -208,6 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides")
     _add_resume_args(t)
     t.set_defaults(func=_cmd_train)
+
+    sw = sub.add_parser("sweep", help="train a grid of runs (key=v1,v2 ...) and tabulate and plot their probes",
+                        epilog=EPILOG + " An override with several comma-separated values (outside brackets) is an "
+                        "axis: mask.target_scale=[0.1,0.15],[0.15,0.2] model.encoder=vit_pico,vit_nano.",
+                        description="Run every point of the grid as a normal run directory under --out (resumable: "
+                        "finished points are kept, interrupted ones resume), then write sweep.md/.csv/.json and "
+                        "sweep.png: probe accuracy against each swept setting, FLOPs per step and wall time.")
+    sw.add_argument("config", nargs="?", help="YAML config file or shipped name (default: the quickstart)")
+    sw.add_argument("overrides", nargs="*", default=[], metavar="key=value[,value...]",
+                    help="fixed settings and swept axes")
+    sw.add_argument("--out", default=None, metavar="DIR", help="sweep folder (default: runs/sweep_<config name>)")
+    sw.add_argument("--jobs", type=_int_at_least(1), default=1, metavar="N",
+                    help="points trained at once, the CPU threads shared between them (default: 1)")
+    sw.add_argument("--devices", default=None, metavar="LIST",
+                    help="GPUs for the jobs, one each in turn, e.g. cuda:0,cuda:1 (with --jobs 2)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_cmd_sweep)
 
     _add_model_commands(sub)
 
