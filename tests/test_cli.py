@@ -38,7 +38,7 @@ def test_missing_data_path(tmp_path, capsys):
 
 
 def test_help_on_every_subcommand():
-    for cmd in ([], ["train"], ["eval"], ["embed"], ["collect"], ["plan"], ["report"], ["models"], ["config"]):
+    for cmd in ([], ["train"], ["sweep"], ["eval"], ["embed"], ["collect"], ["plan"], ["report"], ["models"], ["config"]):
         r = subprocess.run([sys.executable, "-m", "openjepa", *cmd, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "usage: openjepa" in r.stdout
 
