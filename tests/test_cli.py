@@ -228,7 +228,7 @@ def test_plain_bad_input_is_one_line(tmp_path, capsys):
     assert one_error_line(capsys, "models", "--params", "nomatch") == (
         f"openjepa models: error: no registered model matches 'nomatch'; models: {', '.join(list_models())}")
     line = one_error_line(capsys, "frob")
-    assert "invalid choice: 'frob'" in line and "'train', 'finetune', 'convert', 'export', 'eval', 'embed'" in line
+    assert "invalid choice: 'frob'" in line and "'train', 'sweep', 'finetune', 'convert', 'export', 'eval', 'embed'" in line
     line = one_error_line(capsys, "eval")
     assert "required: checkpoint;" in line and "key=value" not in line
     embed = ["embed", "r", "x", "--out", "f.npy"]
