@@ -122,3 +122,25 @@ def test_workers_produce_the_same_batches():
     for a, b in zip(serial, parallel):
         assert torch.allclose(a, b, atol=1e-5)
     assert ds.class_names == list(CLASS_NAMES)
+
+
+def test_plain_variant_is_the_same_scene_without_clutter():
+    """``shapes_plain`` item i: the same shape, colour and placement as ``shapes`` item i, on a flat background."""
+    from openjepa.config.schema import DataConfig
+    from openjepa.data import build_dataset
+
+    plain = build_dataset(DataConfig(name="shapes_plain", train_size=40, test_size=20), "train", 32, train=False)
+    x, y = plain.raw_batch(range(40))
+    c, _ = ShapesDataset(40, clutter=True).raw_batch(range(40))
+    assert torch.equal(y, torch.arange(40) % 10)
+    # Background: the most common colour covers most of the image, with only the 0.02 pixel noise around it.
+    corner = x[:, :, :3, :3].flatten(2).mean(-1)  # (B, 3), a shape never reaches the corner (it stays inside)
+    border = torch.cat([x[:, :, 0], x[:, :, -1]], dim=-1)  # (B, 3, 2W) top and bottom rows
+    assert (border - corner[:, :, None]).abs().mean() < 0.03
+    assert (c[:, :, 0] - c[:, :, 0].mean(-1, keepdim=True)).abs().mean() > 2 * (x[:, :, 0] - corner[:, :, None]).abs().mean()
+    # The shape itself is where it is in shapes: the pixels that differ from the background are mostly the same.
+    fg = (x - corner[:, :, None, None]).abs().sum(1) > 0.3  # (B, H, W)
+    assert fg.flatten(1).float().mean(1).min() > 0.05  # every image shows its shape
+    diff = (x - c).abs().mean(1)  # (B, H, W): only the clutter and its noise differ
+    assert diff[fg].mean() < 0.1 < diff[~fg].mean()
+    assert plain.__class__.__name__ == "ShapesDataset" and not plain.clutter

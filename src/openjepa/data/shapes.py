@@ -177,8 +177,11 @@ def _over(img: Tensor, alpha: Tensor, color: Tensor) -> Tensor:
     return img * (1 - a) + color[:, :, None, None] * a
 
 
-def render(u: Tensor, noise: Tensor, labels: Tensor, img_size: int) -> Tensor:
+def render(u: Tensor, noise: Tensor, labels: Tensor, img_size: int, clutter: bool = True) -> Tensor:
     """Rasterise a batch of images from their random numbers.
+
+    ``clutter=False`` (the ``shapes_plain`` dataset) draws the same shape, colour, size, position and
+    rotation on a flat background of the first gradient colour, without distractors, with little noise.
 
     u:      (B, _N_U) uniform [0, 1) parameters, one row per image (layout: the ``_*`` constants).
     noise:  (B, 3, H, W) standard normal pixel noise.
@@ -203,10 +206,12 @@ def render(u: Tensor, noise: Tensor, labels: Tensor, img_size: int) -> Tensor:
     t = (((gx - s / 2) * torch.cos(ang) + (gy - s / 2) * torch.sin(ang)) / s + 0.5).clamp(0, 1)
     t = t.unsqueeze(1)  # (B, 1, H, W)
     img = bg1[:, :, None, None] * (1 - t) + bg2[:, :, None, None] * t
+    if not clutter:
+        img = bg1[:, :, None, None].expand(-1, -1, img_size, img_size)
 
     # Distractors, drawn under the shape: thin strokes (capsules) and small dots.
     px = 1.0 / 32.0 * s  # one pixel at 32 px, scaled with the image
-    for k in range(_N_STROKES):
+    for k in range(_N_STROKES if clutter else 0):
         o = _STROKE0 + 9 * k
         x0, y0, x1, y1 = (col(o + i) * s for i in range(4))
         half_w = (0.3 + 0.5 * col(o + 4)) * px
@@ -215,7 +220,7 @@ def render(u: Tensor, noise: Tensor, labels: Tensor, img_size: int) -> Tensor:
         d = torch.sqrt((gx - x0 - h * dx) ** 2 + (gy - y0 - h * dy) ** 2) - half_w
         alpha = (0.5 - d).clamp(0, 1) * (col(o + 8) < 0.75)
         img = _over(img, alpha, u[:, o + 5 : o + 8])
-    for k in range(_N_DOTS):
+    for k in range(_N_DOTS if clutter else 0):
         o = _DOT0 + 7 * k
         x0, y0 = col(o) * s, col(o + 1) * s
         d = torch.sqrt((gx - x0) ** 2 + (gy - y0) ** 2) - (1.0 + 1.5 * col(o + 2)) * px
@@ -238,7 +243,7 @@ def render(u: Tensor, noise: Tensor, labels: Tensor, img_size: int) -> Tensor:
     alpha = (0.5 - sdf * radius).clamp(0, 1)  # distance in pixels; one pixel of anti-aliasing
     img = _over(img, alpha, fg)
 
-    sigma = (0.03 + 0.07 * u[:, _NOISE])[:, None, None, None]
+    sigma = (0.03 + 0.07 * u[:, _NOISE])[:, None, None, None] if clutter else 0.02
     return (img + sigma * noise).clamp(0, 1)
 
 
@@ -262,6 +267,7 @@ class ShapesDataset(Dataset):
         split: str = "train",
         transform: Optional[Callable[[Any], Tensor]] = None,
         eval_transform: Optional[Callable[[Any], Tensor]] = None,
+        clutter: bool = True,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"shapes: unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
@@ -276,6 +282,7 @@ class ShapesDataset(Dataset):
         self.transform = transform
         self.eval_transform = eval_transform
         self.class_names: List[str] = list(CLASS_NAMES)
+        self.clutter = bool(clutter)
 
     def __len__(self) -> int:
         return self.size
@@ -317,7 +324,8 @@ class ShapesDataset(Dataset):
             torch.set_num_threads(1)
         try:
             for a in range(0, n, _CHUNK):
-                out[a : a + _CHUNK] = render(u[a : a + _CHUNK], noise[a : a + _CHUNK], labels[a : a + _CHUNK], h)
+                out[a : a + _CHUNK] = render(u[a : a + _CHUNK], noise[a : a + _CHUNK], labels[a : a + _CHUNK], h,
+                                             self.clutter)
         finally:
             if threads > 1:
                 torch.set_num_threads(threads)
@@ -333,7 +341,8 @@ class ShapesDataset(Dataset):
         return [(tf(x) if tf is not None else x, int(y)) for x, y in zip(imgs, labels.tolist())]
 
     def __repr__(self) -> str:
-        return f"ShapesDataset(size={self.size}, img_size={self.img_size}, seed={self.seed}, split={self.split!r})"
+        return (f"ShapesDataset(size={self.size}, img_size={self.img_size}, seed={self.seed}, split={self.split!r}"
+                f"{'' if self.clutter else ', clutter=False'})")
 
 
 
@@ -348,3 +357,12 @@ def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any
     held_out = split in ("test", "val")
     size = cfg.test_size if held_out else cfg.train_size
     return ShapesDataset(size, img_size, seed, "test" if held_out else "train", tf, eval_tf)
+
+
+@register_dataset("shapes_plain", DatasetInfo("shapes_plain", 3, NUM_CLASSES, 32, MEAN, STD, CLASS_NAMES), check=_check)
+def _build_plain(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> ShapesDataset:
+    """``shapes`` without its clutter: item i is the same shape, colour, size, position and rotation on a flat
+    background, no distractors, little noise (the nuisances a JEPA must learn to ignore, without the clutter)."""
+    held_out = split in ("test", "val")
+    size = cfg.test_size if held_out else cfg.train_size
+    return ShapesDataset(size, img_size, seed, "test" if held_out else "train", tf, eval_tf, clutter=False)
