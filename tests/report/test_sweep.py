@@ -26,6 +26,7 @@ def test_values_split_outside_brackets():
     assert axes == [("model.encoder", ["vit_pico", "vit_nano"]), ("mask.target_scale", ["[0.1,0.15]", "[0.15,0.2]"])]
     assert point_name({"mask.target_scale": "[0.1, 0.15]", "model.encoder": "vit_pico"}) == \
         "mask.target_scale=0.1-0.15__model.encoder=vit_pico"
+    assert point_name({"data.train_transforms": "[]"}) == "data.train_transforms=none"
     for bad in (["lr"], ["optim.lr=1,1"], ["optim.lr=1,"], ["optim.lr=1,2", "optim.lr=3,4"]):
         with pytest.raises(ConfigError):
             parse_grid(bad)

@@ -84,10 +84,11 @@ def parse_grid(overrides: Sequence[str]) -> tuple[list[str], list[tuple[str, lis
 
 
 def point_name(point: dict[str, str]) -> str:
-    """A run directory name for a point: ``key=value`` pairs joined by ``__``, brackets and spaces dropped."""
+    """A run directory name for a point: ``key=value`` pairs joined by ``__``, brackets and spaces dropped
+    (an empty value such as ``[]`` is ``none``)."""
     if not point:
         return "run"
-    parts = [f"{k}={re.sub(r'[^A-Za-z0-9._+-]+', '-', v).strip('-')}" for k, v in point.items()]
+    parts = [f"{k}={re.sub(r'[^A-Za-z0-9._+-]+', '-', v).strip('-') or 'none'}" for k, v in point.items()]
     return "__".join(parts)
 
 
