@@ -12,7 +12,7 @@ def test_unknown_dataset():
     with pytest.raises(ConfigError) as e:
         dataset_info(DataConfig(name="x"))
     assert str(e.value) == ("data.name='x' is not a registered dataset; "
-                            "choose one of: digits, fashion_mnist, folder, moving_shapes, shapes, trajectories, video_folder")
+                            "choose one of: digits, fashion_mnist, folder, moving_shapes, shapes, shapes_plain, trajectories, video_folder")
     with pytest.raises(ConfigError, match=r"data.name='imagenet' is not a registered dataset"):
         build_dataset(DataConfig(name="imagenet"), "train", 32)
     with pytest.raises(ValueError, match="split"):
@@ -20,11 +20,11 @@ def test_unknown_dataset():
 
 
 def test_known_defaults():
-    assert DATASETS.names() == ["digits", "fashion_mnist", "folder", "moving_shapes", "shapes", "trajectories",
-                                "video_folder"]
+    assert DATASETS.names() == ["digits", "fashion_mnist", "folder", "moving_shapes", "shapes", "shapes_plain",
+                                "trajectories", "video_folder"]
     assert {n: DATASETS.get(n).info.kind for n in DATASETS} == {
         "digits": "image", "fashion_mnist": "image", "folder": "image", "moving_shapes": "video", "shapes": "image",
-        "trajectories": "trajectory", "video_folder": "video"}
+        "shapes_plain": "image", "trajectories": "trajectory", "video_folder": "video"}
     got = {n: dataset_info(DataConfig(name=n)) for n in ("shapes", "digits", "fashion_mnist")}
     assert (got["shapes"].in_chans, got["shapes"].default_img_size, got["shapes"].num_classes) == (3, 32, 10)
     assert (got["digits"].in_chans, got["digits"].default_img_size, got["digits"].num_classes) == (1, 16, 10)
