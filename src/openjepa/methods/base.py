@@ -45,8 +45,8 @@ class DataPipeline:
     """What a method asks of the data loader: ``collate`` turns a list of ``(item, label, step, pos)``
     into a batch dict; ``transform``, when set, replaces the dataset's per-item train transform
     (e.g. LeJEPA's multi-view crops); ``image_collate``, when set, collates the joint image stream of a
-    video run (``data.images``), whose batch reaches ``training_step`` as ``batch["images"]``. A method
-    without it refuses ``data.images``."""
+    video run (``data.images``; a method builds it only when that is set), whose batch reaches
+    ``training_step`` as ``batch["images"]``. A method without it refuses ``data.images``."""
 
     collate: Callable[[Sequence[Any]], dict[str, Any]]
     transform: Optional[Callable[[Any], Any]] = None

@@ -104,6 +104,8 @@ class IJEPA(JEPAMethod):
         """Multi-block (or random) masks on the encoder's token grid, drawn in the loader workers; for a joint
         image stream (``data.images``) the same masks on an image's (1, H, W) grid, from a seed of their own."""
         collate = MaskCollator(build_mask_sampler(cfg.mask, self.encoder.grid, cfg.seed), cfg.seed)
+        if not cfg.data.images:
+            return DataPipeline(collate)
         m = cfg.model
         grid = self.encoder.token_grid(torch.empty(1, m.in_chans, m.img_size, m.img_size, device="meta"))
         seed = mix_seed("images", cfg.seed)
