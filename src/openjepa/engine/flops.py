@@ -12,36 +12,22 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from openjepa.config.schema import Config
-from openjepa.data import build_dataset, image_stream
-from openjepa.engine.loader import JointLoader, step_loader
-from openjepa.layers.seed import mix_seed
+from openjepa.data import build_dataset
+from openjepa.engine.trainer import build_loader
 from openjepa.methods import build_method
 
 
 def train_step_flops(cfg: Config) -> int:
     """FLOPs of one training step (forward and backward) of ``cfg``'s method on its first global batch, on the CPU.
 
-    ``cfg`` must be prepared (:func:`openjepa.engine.trainer.prepare`). The batch is the run's own step 0
-    (its augmentations, masks and, for a video run with ``data.images``, its image batch), so the count is
-    what a step of that run costs, summed over ranks.
+    ``cfg`` must be prepared (:func:`openjepa.engine.trainer.prepare`). The batch is the run's own step 0, built
+    by the trainer's :func:`~openjepa.engine.trainer.build_loader` (its augmentations, masks and, for a video run
+    with ``data.images``, its image batch), so the count is what a step of that run costs, summed over ranks.
     """
     torch.manual_seed(cfg.seed)
     dataset = build_dataset(cfg.data, "train", cfg.model.img_size, seed=cfg.seed)
     method = build_method(cfg, max(cfg.train.steps, 1)).train()
-    pipe = method.data_pipeline(cfg)
-    if pipe.transform is not None:
-        dataset.transform = pipe.transform
-
-    def first(ds, collate, batch, seed):
-        return step_loader(ds, collate, global_batch=batch, seed=seed, start=0, total=1, rank=0, world=1,
-                           num_workers=0, pin_memory=False)
-
-    loader = first(dataset, pipe.collate, cfg.data.batch_size, cfg.seed)
-    stream = image_stream(cfg)
-    if stream is not None and pipe.image_collate is not None:
-        images = build_dataset(stream, "train", cfg.model.img_size, seed=cfg.seed)
-        loader = JointLoader(loader, first(images, pipe.image_collate, stream.batch_size, mix_seed("images", cfg.seed)))
-    batch = next(iter(loader))
+    batch = next(iter(build_loader(cfg, method, dataset, 0, 1, torch.device("cpu"))))
     with FlopCounterMode(display=False) as counter:
         method.training_step(batch, 0).loss.backward()
     return int(counter.get_total_flops())

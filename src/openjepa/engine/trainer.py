@@ -167,33 +167,46 @@ def build_fit(cfg: Config, resume: bool, allow_config_change: bool = False,
     if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    fit.loader = build_loader(cfg, method, dataset, fit.start, plan.total, device, run_dir)
+    if cfg.train.compile:
+        compile_blocks(method)
+    return fit
+
+
+def build_loader(cfg: Config, method: JEPAMethod, dataset: Any, start: int, total: int, device: torch.device,
+                 run_dir: Path | None = None) -> Any:
+    """This rank's step-tagged batches of steps ``start..total-1``, in the method's data pipeline (its collate
+    and train transform); with ``data.images`` each batch also carries the joint image stream's as
+    ``batch["images"]`` (:class:`~openjepa.engine.loader.JointLoader`). ``run_dir``: where the image stream's
+    unreadable files are listed, beside the main dataset's. ConfigError for a method without an image
+    collate, or a global batch larger than its dataset."""
     pipe = method.data_pipeline(cfg)
     if pipe.transform is not None:
         dataset.transform = pipe.transform  # e.g. LeJEPA's multi-view crops
-    fit.loader = _loader(fit, dataset, pipe.collate, cfg.data, cfg.seed)
+    loader = _step_loader(dataset, pipe.collate, cfg.data, cfg.seed, start, total, device)
     stream = image_stream(cfg)
     if stream is not None:  # V-JEPA 2: a batch of images beside every batch of clips
         if pipe.image_collate is None:
             raise ConfigError(f"train.method={cfg.train.method} does not train on a joint image stream; "
                               f"unset data.images")
         images = build_dataset(stream, "train", cfg.model.img_size, seed=cfg.seed)
-        track_skipped_images(images, run_dir, fresh=False)  # the same list as the clips'
-        fit.loader = JointLoader(fit.loader, _loader(fit, images, pipe.image_collate, stream,
-                                                     mix_seed("images", cfg.seed), "data.images.batch_size"))
-    if cfg.train.compile:
-        compile_blocks(method)
-    return fit
+        if run_dir is not None:
+            track_skipped_images(images, run_dir, fresh=False)  # the same list as the clips'
+        loader = JointLoader(loader, _step_loader(images, pipe.image_collate, stream, mix_seed("images", cfg.seed),
+                                                  start, total, device, "data.images.batch_size"))
+    return loader
 
 
-def _loader(fit: Fit, dataset: Any, collate: Any, data: Any, seed: int, key: str = "data.batch_size") -> Any:
-    """The step loader of ``dataset`` for this run's remaining steps; ConfigError naming ``key`` when the global
-    batch does not fit in the dataset."""
+def _step_loader(dataset: Any, collate: Any, data: Any, seed: int, start: int, total: int, device: torch.device,
+                 key: str = "data.batch_size") -> Any:
+    """:func:`~openjepa.engine.loader.step_loader` of ``dataset`` on this rank; ConfigError naming ``key`` when the
+    global batch does not fit in the dataset."""
     if data.batch_size > len(dataset):
         raise ConfigError(f"{key}={data.batch_size} exceeds the {len(dataset)} training items of "
                           f"data.name={data.name} (lower {key} or add data)")
-    return step_loader(dataset, collate, global_batch=data.batch_size, seed=seed, start=fit.start,
-                       total=fit.plan.total, rank=dist.rank(), world=dist.world_size(),
-                       num_workers=data.num_workers, pin_memory=fit.device.type == "cuda")
+    return step_loader(dataset, collate, global_batch=data.batch_size, seed=seed, start=start, total=total,
+                       rank=dist.rank(), world=dist.world_size(), num_workers=data.num_workers,
+                       pin_memory=device.type == "cuda")
 
 
 def run_steps(fit: Fit) -> None:
