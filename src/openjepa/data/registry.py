@@ -172,9 +172,10 @@ def image_stream(cfg: "Config") -> Optional["DataConfig"]:
     bad = sorted(k for k in d.images if k not in names)
     if bad:
         raise ConfigError(f"data.images: unknown key(s) {', '.join(bad)}; choose from: {', '.join(names)}")
-    if dataset_info(d).kind != "video":
-        raise ConfigError(f"data.images adds images to a video run; data.name={d.name} holds "
-                          f"{dataset_info(d).kind} data (unset data.images)")
+    own = dataset_info(d).kind
+    if own != "video":
+        raise ConfigError(f"data.images adds images to a video run; data.name={d.name} holds {own} data "
+                          f"(unset data.images)")
     stream = replace(d, images={}, **d.images)
     kind = dataset_info(stream).kind
     if kind != "image":

@@ -353,16 +353,15 @@ def _check(cfg: Any) -> None:
 
 
 @register_dataset("shapes", DatasetInfo("shapes", 3, NUM_CLASSES, 32, MEAN, STD, CLASS_NAMES), check=_check)
-def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> ShapesDataset:
+def _build(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any,
+           clutter: bool = True) -> ShapesDataset:
     held_out = split in ("test", "val")
     size = cfg.test_size if held_out else cfg.train_size
-    return ShapesDataset(size, img_size, seed, "test" if held_out else "train", tf, eval_tf)
+    return ShapesDataset(size, img_size, seed, "test" if held_out else "train", tf, eval_tf, clutter=clutter)
 
 
 @register_dataset("shapes_plain", DatasetInfo("shapes_plain", 3, NUM_CLASSES, 32, MEAN, STD, CLASS_NAMES), check=_check)
 def _build_plain(cfg: Any, split: str, img_size: int, seed: int, tf: Any, eval_tf: Any) -> ShapesDataset:
     """``shapes`` without its clutter: item i is the same shape, colour, size, position and rotation on a flat
     background, no distractors, little noise (the nuisances a JEPA must learn to ignore, without the clutter)."""
-    held_out = split in ("test", "val")
-    size = cfg.test_size if held_out else cfg.train_size
-    return ShapesDataset(size, img_size, seed, "test" if held_out else "train", tf, eval_tf, clutter=False)
+    return _build(cfg, split, img_size, seed, tf, eval_tf, clutter=False)

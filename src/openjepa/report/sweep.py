@@ -105,6 +105,15 @@ class Point:
         return (self.run_dir / "summary.json").exists()
 
     @property
+    def meta(self) -> dict[str, Any]:
+        """What the sweep recorded of this point (``sweep_point.json``): wall time, exit code, FLOPs per step."""
+        path = self.run_dir / POINT_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def save_meta(self, meta: dict[str, Any]) -> None:
+        (self.run_dir / POINT_FILE).write_text(json.dumps(meta, indent=2))
+
+    @property
     def started(self) -> bool:
         return any((self.run_dir / "checkpoints").glob("*.pt")) if (self.run_dir / "checkpoints").exists() else False
 
@@ -140,11 +149,10 @@ def _run_point(config: str | None, point: Point, env: dict[str, str]) -> tuple[i
     with open(point.run_dir / "train.log", "a") as log:
         rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     seconds = time.perf_counter() - t0
-    meta_path = point.run_dir / POINT_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"wall_s": 0.0}
+    meta = point.meta
     meta.update(values=point.values, overrides=point.overrides, returncode=rc,
                 wall_s=float(meta.get("wall_s", 0.0)) + seconds)  # a resumed point adds its new time
-    meta_path.write_text(json.dumps(meta, indent=2))
+    point.save_meta(meta)
     return rc, seconds
 
 
@@ -227,10 +235,14 @@ def collect(config: str | None, points: list[Point], axes: list[str]) -> dict[st
                 if key:
                     row.update(_row_metrics([base], key))
             row["collapse_warning"] = bool(summary.get("collapse_warning"))
-        meta = p.run_dir / POINT_FILE
-        if meta.exists():
-            row["wall_s"] = json.loads(meta.read_text()).get("wall_s")
-        row["flops_per_step"] = train_step_flops(prepare(load_config(config, p.overrides)))
+        meta = p.meta
+        if "flops_per_step" not in meta:  # counted once per point (a real step on the CPU), then kept
+            meta["flops_per_step"] = train_step_flops(prepare(load_config(config, p.overrides)))
+            if p.run_dir.exists():
+                p.save_meta(meta)
+        row["flops_per_step"] = meta["flops_per_step"]
+        if "wall_s" in meta:
+            row["wall_s"] = meta["wall_s"]
         rows.append(row)
     return {"config": config or "quickstart", "axes": axes, "rows": rows}
 
